@@ -1,0 +1,66 @@
+// @portcullis/envoy-authz: Envoy ext_authz (gRPC and HTTP service modes) with OPA-Envoy's input and decision semantics, without the transport.
+
+export {
+  type AuthorizationServiceOptions,
+  type Authorizer,
+  type CheckFailure,
+  type CheckFailureKind,
+  type CheckHandler,
+  createAuthorizationService,
+  createAuthorizer,
+  createCheckHandler,
+  type DecideContext,
+  type DecideFn,
+  type Decision,
+} from './authorization-service.ts';
+export {
+  checkRequestToInput,
+  DEFAULT_MAX_BODY_BYTES,
+  type EnvoyAuthzInput,
+  type InputOptions,
+  type InputResult,
+} from './check-request-input.ts';
+export {
+  decisionToCheckResponse,
+  denyResponse,
+  failOpenResponse,
+  type HeaderPair,
+  type InterpretedDecision,
+  interpretDecision,
+  isEnvoyHttpStatus,
+  requestParseErrorResponse,
+} from './check-response.ts';
+export {
+  AUTHORIZATION_SERVICE,
+  AuthorizationClient,
+  authorizationServiceDefinition,
+  type CheckRequest,
+  type CheckResponse,
+  checkRequestType,
+  type DeniedHttpResponse,
+  ENVOY_HTTP_STATUS_CODES,
+  ENVOY_PROTO_INCLUDE_DIRS,
+  EXTERNAL_AUTH_PROTO,
+  envoyAuthPackageDefinition,
+  envoyProtoRoot,
+  type HeaderValueOption,
+  type HttpRequest,
+  type OkHttpResponse,
+  type Struct,
+} from './envoy-protos.ts';
+export { DecisionResultError, RequestParseError } from './errors.ts';
+export {
+  type AuthzHttpReply,
+  type AuthzHttpRequest,
+  createHttpAuthorizer,
+  decisionToHttpReply,
+  type HttpAuthorizer,
+  type HttpAuthorizerOptions,
+  type HttpServiceOptions,
+  httpDenyReply,
+  httpRequestToInput,
+  isHttpDenialStatus,
+} from './http-service.ts';
+export type { JsonObject, JsonValue } from './json-value.ts';
+export { parsePathAndQuery } from './path-and-query.ts';
+export { jsonToStruct, structToJson } from './proto-map.ts';
