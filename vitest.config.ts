@@ -1,4 +1,4 @@
-// One vitest run for the whole repository; the global setup provisions opa, Postgres and Kafka once.
+// One vitest run for the whole repository; the global setup provisions opa and one shared Postgres (Kafka is per test).
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
@@ -11,6 +11,7 @@ export default defineConfig({
       'test/**/*.test.ts',
     ],
     globalSetup: ['packages/testkit/src/global-setup.ts'],
+    reporters: ['default', './packages/testkit/src/summary-reporter.ts'],
     pool: 'forks',
     maxWorkers: 2,
     testTimeout: 60_000,

@@ -1,0 +1,2 @@
+// Types for orphan-guard.mjs.
+export function guardChild(pid: number, signal?: 'TERM' | 'INT' | 'KILL'): () => void;
