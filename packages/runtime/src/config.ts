@@ -159,7 +159,7 @@ export function loadConfig<S extends ConfigSpec>(
 /** Markdown rows (`| VAR | default | meaning |`) for the README's configuration table. */
 export function describeConfig(spec: ConfigSpec): string[] {
   return Object.entries(spec).map(([name, s]) => {
-    const def = s.defaultDoc ?? (s.default === undefined ? '(required)' : formatDefault(s.default));
+    const def = s.defaultDoc ?? (s.required ? '(required)' : formatDefault(s.default));
     return `| \`${name}\` | ${def} | ${s.doc} |`;
   });
 }

@@ -59,60 +59,60 @@ function lockKey(component: string): bigint {
  */
 export async function migrate(pool: pg.Pool, component: string, dir: string): Promise<string[]> {
   const files = (await readdir(dir)).filter((f) => /^\d+_[\w-]+\.sql$/.test(f)).sort();
-  const client = await pool.connect();
   const key = lockKey(component).toString();
-  try {
-    await client.query('SELECT pg_advisory_lock($1)', [key]);
-    await client.query(`CREATE TABLE IF NOT EXISTS portcullis_migrations (
+  return withClient(pool, async (client) => {
+    try {
+      await client.query('SELECT pg_advisory_lock($1)', [key]);
+      await client.query(`CREATE TABLE IF NOT EXISTS portcullis_migrations (
       component text NOT NULL,
       version integer NOT NULL,
       name text NOT NULL,
       checksum text NOT NULL,
       applied_at timestamptz NOT NULL DEFAULT now(),
       PRIMARY KEY (component, version))`);
-    const { rows } = await client.query<{ version: number; checksum: string; name: string }>(
-      'SELECT version, checksum, name FROM portcullis_migrations WHERE component = $1',
-      [component],
-    );
-    const applied = new Map(rows.map((r) => [r.version, r]));
-    const done: string[] = [];
-    for (const file of files) {
-      const version = Number.parseInt(file, 10);
-      const sql = await readFile(join(dir, file), 'utf8');
-      const checksum = createHash('sha256').update(sql).digest('hex');
-      const prior = applied.get(version);
-      if (prior) {
-        if (prior.checksum !== checksum) {
+      const { rows } = await client.query<{ version: number; checksum: string; name: string }>(
+        'SELECT version, checksum, name FROM portcullis_migrations WHERE component = $1',
+        [component],
+      );
+      const applied = new Map(rows.map((r) => [r.version, r]));
+      const done: string[] = [];
+      for (const file of files) {
+        const version = Number.parseInt(file, 10);
+        const sql = await readFile(join(dir, file), 'utf8');
+        const checksum = createHash('sha256').update(sql).digest('hex');
+        const prior = applied.get(version);
+        if (prior) {
+          if (prior.checksum !== checksum) {
+            throw new PortcullisError(
+              'internal',
+              `migration ${component}/${file} changed after it was applied`,
+            );
+          }
+          continue;
+        }
+        await client.query('BEGIN');
+        try {
+          await client.query(sql);
+          await client.query(
+            'INSERT INTO portcullis_migrations (component, version, name, checksum) VALUES ($1, $2, $3, $4)',
+            [component, version, file, checksum],
+          );
+          await client.query('COMMIT');
+        } catch (err) {
+          await client.query('ROLLBACK').catch(() => {});
           throw new PortcullisError(
             'internal',
-            `migration ${component}/${file} changed after it was applied`,
+            `migration ${component}/${file} failed: ${(err as Error).message}`,
+            {
+              cause: err,
+            },
           );
         }
-        continue;
+        done.push(file);
       }
-      await client.query('BEGIN');
-      try {
-        await client.query(sql);
-        await client.query(
-          'INSERT INTO portcullis_migrations (component, version, name, checksum) VALUES ($1, $2, $3, $4)',
-          [component, version, file, checksum],
-        );
-        await client.query('COMMIT');
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => {});
-        throw new PortcullisError(
-          'internal',
-          `migration ${component}/${file} failed: ${(err as Error).message}`,
-          {
-            cause: err,
-          },
-        );
-      }
-      done.push(file);
+      return done;
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1)', [key]).catch(() => {});
     }
-    return done;
-  } finally {
-    await client.query('SELECT pg_advisory_unlock($1)', [key]).catch(() => {});
-    client.release();
-  }
+  });
 }
