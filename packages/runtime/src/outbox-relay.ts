@@ -21,7 +21,7 @@ import { Counter, Gauge, Histogram, type Registry } from './metrics.ts';
  *   starts only after the earlier one is committed, so the bus sees rows in id order and two
  *   replicas never publish the same row at the same time.
  * - Per-key order holds when the writer serialises changes of one key (the PAP locks the bundle
- *   row; the PIP's conditional updates lock the record), so their outbox ids are allocated and
+ *   row; every PIP write locks the record's row), so their outbox ids are allocated and
  *   committed in change order. Across keys, ids may commit out of order (id 11 before id 10): the
  *   relay then publishes 11 in one pass and 10 in the next. Nothing is skipped (it reads
  *   "unpublished", not "after a cursor"), but the cross-key order on the bus is commit order.

@@ -1,11 +1,17 @@
 // Activating a revision under If-Match: activation, pointer, outbox row and audit in one transaction.
-import { type Pool, PortcullisError, TOPICS, withTransaction } from '@portcullis/runtime';
+import {
+  OUTBOX_NOTIFY_CHANNEL,
+  type Pool,
+  PortcullisError,
+  TOPICS,
+  withTransaction,
+} from '@portcullis/runtime';
 import { appendAudit } from './audit-store.ts';
 import { activationEtag } from './bundle-store.ts';
 import type { ActivationView } from './schemas.ts';
 
 /** The channel the outbox relay listens on to publish early instead of at its next poll. */
-export const OUTBOX_CHANNEL = 'portcullis_outbox';
+export const OUTBOX_CHANNEL = OUTBOX_NOTIFY_CHANNEL;
 
 export interface ActivationRequest {
   bundle: string;

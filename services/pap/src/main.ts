@@ -1,7 +1,12 @@
 // PAP entry point: wiring only — read config, build the parts, serve, stop cleanly.
-import { busConfigFromSettings, createBus, createServiceContext, runMain } from '@portcullis/runtime';
+import {
+  busConfigFromSettings,
+  createBus,
+  createServiceContext,
+  OutboxRelay,
+  runMain,
+} from '@portcullis/runtime';
 import { loadPapConfig } from './config.ts';
-import { OutboxRelay } from './outbox-relay.ts';
 import { buildPap } from './pap-app.ts';
 
 runMain('pap', async () => {
