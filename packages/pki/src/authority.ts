@@ -20,6 +20,7 @@ import {
   type KeyEncryptionSecret,
   parseEncryptedKey,
 } from './key-encryption.ts';
+import { OID } from './oids.ts';
 import { decodePemCertificates, encodePem } from './pem.ts';
 import { PkiError } from './pki-error.ts';
 import { assertTrustDomain } from './spiffe-id.ts';
@@ -28,8 +29,11 @@ import {
   basicConstraintsExtension,
   buildTbsCertificate,
   encodeName,
+  extendedKeyUsageExtension,
   keyUsageExtension,
   randomSerial,
+  type ServerNames,
+  serverSubjectAltNameExtension,
   signCertificate,
   subjectKeyIdentifierExtension,
   uriNameConstraintsExtension,
@@ -658,4 +662,85 @@ export function parseAuthorityState(value: unknown): AuthorityState {
     active,
     ...(prepared ? { prepared } : {}),
   };
+}
+
+export interface ServingCertificateOptions extends ServerNames {
+  readonly secret: KeyEncryptionSecret;
+  /** The serving key's public half (RSA or P-256). */
+  readonly publicKey: KeyObject;
+  readonly ttlSeconds: number;
+  /** Milliseconds since the epoch. */
+  readonly now?: number;
+}
+
+export interface ServingCertificate {
+  /** Leaf first, the root last. */
+  readonly chainPem: string[];
+  readonly notAfter: Date;
+  /** Which CA signed it: the oldest held root, or the active signing CA when no root key is held. */
+  readonly signedBy: 'root' | 'active';
+}
+
+/**
+ * The CA's own TLS server certificate. It is not an SVID: serverAuth only, and DNS and IP names beside
+ * its URI, so clients that check a hostname (Istio agents) and clients that check a SPIFFE ID both accept
+ * it, while no workload check mistakes it for a workload (`identityFromPeerCertificate` refuses extra SANs,
+ * and without clientAuth it cannot authenticate as a client).
+ *
+ * It is signed by the oldest root of the bundle whose key is held here: every client holding any bundle
+ * published since the previous rotation trusts that root, so during a rotation's overlap the CA stays
+ * reachable by clients that come to fetch the new bundle or renew. With no root key held (plugged-in
+ * cacerts), the active signing CA signs it.
+ */
+export async function issueServingCertificate(
+  state: AuthorityState,
+  options: ServingCertificateOptions,
+): Promise<ServingCertificate> {
+  const current = parseAuthorityState(state);
+  const now = options.now ?? Date.now();
+  const heldRoot = current.roots.find((root) => {
+    if (root.encryptedKey === undefined) return false;
+    if (root.retireAt !== undefined && Date.parse(root.retireAt) <= now) return false;
+    const cert = readCertificate(root.certPem, 'ca_certificate_invalid');
+    // A root about to expire would cut the serving certificate short; the next one does better.
+    return cert.notAfter.getTime() > now + options.ttlSeconds * 1000;
+  });
+  const signedBy = heldRoot?.encryptedKey === undefined ? 'active' : 'root';
+  const signingKey = await decryptPrivateKey(
+    heldRoot?.encryptedKey ?? current.active.encryptedKey,
+    options.secret,
+  );
+  const caChain = heldRoot === undefined ? [...current.active.chainPem] : [heldRoot.certPem];
+  const signing = readCertificate(caChain[0] ?? '', 'ca_certificate_invalid');
+  checkSigningCertificate(signing, now);
+  const signer = signerOf(signingKey);
+  const spki = spkiDer(options.publicKey);
+  const rsa = options.publicKey.asymmetricKeyType === 'rsa';
+  const notAfter = wholeSeconds(
+    Math.min(now + positiveSeconds(options.ttlSeconds, 'ttlSeconds') * 1000, signing.notAfter.getTime()),
+  );
+  const tbs = buildTbsCertificate({
+    serial: randomSerial(),
+    signatureAlgorithm: der.preEncoded(signer.algorithmIdentifierDer),
+    issuer: der.preEncoded(signing.subjectDer),
+    notBefore: wholeSeconds(now - BACKDATE_SECONDS * 1000),
+    notAfter,
+    subject: der.preEncoded(
+      encodeName({
+        organization: current.trustDomain,
+        commonName: options.dnsNames?.[0] ?? 'portcullis-ca',
+      }),
+    ),
+    subjectPublicKeyInfo: der.preEncoded(spki),
+    extensions: [
+      basicConstraintsExtension(false),
+      keyUsageExtension(rsa ? ['digitalSignature', 'keyEncipherment'] : ['digitalSignature']),
+      extendedKeyUsageExtension([OID.serverAuth]),
+      subjectKeyIdentifierExtension(keyIdentifier(spki)),
+      authorityKeyIdentifierExtension(signing.subjectKeyId ?? keyIdentifier(signing.spkiDer)),
+      serverSubjectAltNameExtension(options, false),
+    ],
+  });
+  const leafPem = encodePem(signCertificate(tbs, signer), 'CERTIFICATE');
+  return { chainPem: [leafPem, ...caChain], notAfter, signedBy };
 }

@@ -6,6 +6,7 @@ import { DEFAULT_MAX_CSR_BYTES, validateCsr } from './csr.ts';
 import {
   createSigner,
   describeKeyShape,
+  type KeyType,
   keyShape,
   keyTypeOf,
   type Signer,
@@ -61,6 +62,8 @@ export interface IssuedCertificate {
   /** Upper-case hex, as OpenSSL prints it. */
   readonly serial: string;
   readonly spiffeId: string;
+  /** The certified key's type. */
+  readonly keyType: KeyType;
   readonly notBefore: Date;
   /** now + ttl, or the signing CA's own notAfter when that comes first. */
   readonly notAfter: Date;
@@ -169,12 +172,7 @@ export class Issuer {
         `the CSR asks for ${csr.identity.spiffeId} but the caller is namespace "${caller.namespace}", service account "${caller.serviceAccount}"`,
       );
     }
-    return this.sign(
-      csr.spkiDer,
-      csr.publicKey.asymmetricKeyType === 'rsa',
-      csr.identity.spiffeId,
-      ttlSeconds,
-    );
+    return this.sign(csr.spkiDer, csr.keyType, csr.identity.spiffeId, ttlSeconds);
   }
 
   /** Issues for a public key without a CSR (the caller vouches for possession); same key and ID policy. */
@@ -188,18 +186,14 @@ export class Issuer {
     if (identity.trustDomain !== this.trustDomain) {
       throw new PkiError('csr_bad_san', `${spiffeId} is not in trust domain "${this.trustDomain}"`);
     }
-    if (keyTypeOf(publicKey) === undefined) {
+    const keyType = keyTypeOf(publicKey);
+    if (keyType === undefined) {
       throw new PkiError(
         'csr_unsupported_key',
         `a ${describeKeyShape(keyShape(publicKey))} key is not accepted`,
       );
     }
-    return this.sign(
-      spkiDer(publicKey),
-      publicKey.asymmetricKeyType === 'rsa',
-      identity.spiffeId,
-      ttlSeconds,
-    );
+    return this.sign(spkiDer(publicKey), keyType, identity.spiffeId, ttlSeconds);
   }
 
   private checkTtl(ttlSeconds: number): void {
@@ -214,7 +208,8 @@ export class Issuer {
     }
   }
 
-  private sign(spki: Buffer, rsa: boolean, spiffeId: string, ttlSeconds: number): IssuedCertificate {
+  private sign(spki: Buffer, keyType: KeyType, spiffeId: string, ttlSeconds: number): IssuedCertificate {
+    const rsa = keyType !== 'ec-p256';
     const now = this.now();
     if (now >= this.notAfterLimit) {
       throw new PkiError('ca_certificate_invalid', 'a certificate of the CA chain has expired');
@@ -247,6 +242,7 @@ export class Issuer {
       chainPem: [certPem, ...this.caChainPem],
       serial: serial.toString('hex').toUpperCase(),
       spiffeId,
+      keyType,
       notBefore,
       notAfter,
     };

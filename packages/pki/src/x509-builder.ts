@@ -1,5 +1,6 @@
 // Building X.509 v3 certificates: names, the extensions this CA writes, the TBSCertificate and its signature.
 import crypto from 'node:crypto';
+import net from 'node:net';
 import { type Asn1Node, der, encode } from './asn1.ts';
 import { KEY_USAGE_BITS, type KeyUsage } from './certificate-info.ts';
 import type { Signer } from './key-algorithms.ts';
@@ -59,6 +60,53 @@ export function authorityKeyIdentifierExtension(keyId: Uint8Array): Asn1Node {
 /** URI SANs; `critical` must be true when the subject is empty (RFC 5280 §4.2.1.6). */
 export function uriSubjectAltNameExtension(uris: readonly string[], critical: boolean): Asn1Node {
   return extension(OID.subjectAltName, critical, der.seq(uris.map((uri) => der.implicitPrimitive(6, uri))));
+}
+
+/** Names for a TLS server certificate that is not an SVID (the CA's own serving certificate). */
+export interface ServerNames {
+  readonly uris?: readonly string[];
+  readonly dnsNames?: readonly string[];
+  /** Dotted IPv4 or IPv6 text. */
+  readonly ipAddresses?: readonly string[];
+}
+
+/** URI, DNS and IP SANs in one extension; critical only when the subject is empty. */
+export function serverSubjectAltNameExtension(names: ServerNames, critical: boolean): Asn1Node {
+  return extension(
+    OID.subjectAltName,
+    critical,
+    der.seq([
+      ...(names.uris ?? []).map((uri) => der.implicitPrimitive(6, uri)),
+      ...(names.dnsNames ?? []).map((name) => der.implicitPrimitive(2, name)),
+      ...(names.ipAddresses ?? []).map((ip) => der.implicitPrimitive(7, ipAddressBytes(ip))),
+    ]),
+  );
+}
+
+/** The 4 or 16 octets of an iPAddress GeneralName. */
+export function ipAddressBytes(ip: string): Buffer {
+  const version = net.isIP(ip);
+  if (version === 4) return Buffer.from(ip.split('.').map(Number));
+  if (version !== 6) throw new Error(`${JSON.stringify(ip)} is not an IP address`);
+  const [head = '', tail] = ip.split('::');
+  const groups = (part: string) => (part === '' ? [] : part.split(':'));
+  const left = groups(head);
+  const right = tail === undefined ? [] : groups(tail);
+  // An embedded IPv4 tail (::ffff:1.2.3.4) is two groups.
+  const expand = (list: string[]) =>
+    list.flatMap((g) => {
+      if (!g.includes('.')) return [g];
+      const [a = 0, b = 0, c = 0, d = 0] = g.split('.').map(Number);
+      return [((a << 8) | b).toString(16), ((c << 8) | d).toString(16)];
+    });
+  const l = expand(left);
+  const r = expand(right);
+  const all = tail === undefined ? l : [...l, ...Array<string>(8 - l.length - r.length).fill('0'), ...r];
+  const out = Buffer.alloc(16);
+  all.forEach((g, i) => {
+    out.writeUInt16BE(Number.parseInt(g, 16), i * 2);
+  });
+  return out;
 }
 
 /**
