@@ -1,6 +1,15 @@
 // The `envoy.service.auth.v3.Authorization/Check` implementation: input from the request, a decision from the caller's `decide`, the CheckResponse back; fail-closed on every error.
 import { randomUUID } from 'node:crypto';
 import type * as grpc from '@grpc/grpc-js';
+import type { HandlerMap, Tracer } from '@portcullis/runtime';
+import {
+  type CheckOutcome,
+  type CheckReport,
+  type CheckReporter,
+  responseHttpStatus,
+  safeCheckReporter,
+  secondsSince,
+} from './check-report.ts';
 import {
   assertInputOptions,
   checkRequestToInput,
@@ -14,7 +23,8 @@ import {
   isEnvoyHttpStatus,
   requestParseErrorResponse,
 } from './check-response.ts';
-import type { CheckRequest, CheckResponse } from './envoy-protos.ts';
+import { checkRequestHeaders, inCheckSpan, traceCarrier } from './check-span.ts';
+import { type CheckRequest, type CheckResponse, RPC_CODE_OK } from './envoy-protos.ts';
 import { DecisionResultError } from './errors.ts';
 
 export interface DecideContext {
@@ -63,6 +73,10 @@ export interface AuthorizationServiceOptions extends InputOptions {
   decide: DecideFn;
   /** Told of every check answered without a verdict. Must not throw (a throw is only a process warning). */
   onError: (failure: CheckFailure) => void;
+  /** Told of every check once it is answered (for metrics). Must not throw. */
+  onCheck?: CheckReporter;
+  /** When given, each check runs in its own span (`ext_authz.check`), continuing the request's trace. */
+  tracer?: Tracer;
   /** Allow when `decide` fails or its result is invalid. Default false: deny (fail closed). */
   failOpen?: boolean;
   /** HTTP status of a fail-closed denial. Default 403, as Envoy's own `status_on_error`. */
@@ -77,6 +91,35 @@ export type Authorizer = (request: CheckRequest | unknown, ctx: DecideContext) =
  * and returns the Check logic without gRPC in it.
  */
 export function createAuthorizer(options: AuthorizationServiceOptions): Authorizer {
+  const check = createCheck(options);
+  const reportCheck = safeCheckReporter(options.onCheck);
+  return async (request, ctx) => {
+    const started = performance.now();
+    const carrier = traceCarrier(ctx.traceparent, checkRequestHeaders(request));
+    const { response, report } = await inCheckSpan(options.tracer, 'grpc', carrier, async () => {
+      const { response, outcome } = await check(request, ctx);
+      return { response, report: reportOf(response, outcome, started) };
+    });
+    reportCheck(report);
+    return response;
+  };
+}
+
+function reportOf(response: CheckResponse, outcome: CheckOutcome, started: number): CheckReport {
+  return {
+    outcome,
+    httpStatus: outcome === 'cancelled' ? 0 : responseHttpStatus(response),
+    decisionId: decisionIdOf(response),
+    durationSeconds: secondsSince(started),
+  };
+}
+
+type Check = (
+  request: CheckRequest | unknown,
+  ctx: DecideContext,
+) => Promise<{ response: CheckResponse; outcome: Exclude<CheckOutcome, 'cancelled'> }>;
+
+function createCheck(options: AuthorizationServiceOptions): Check {
   const { decide, onError } = options;
   const failOpen = options.failOpen ?? false;
   const denyStatus = options.denyStatus ?? 403;
@@ -88,7 +131,7 @@ export function createAuthorizer(options: AuthorizationServiceOptions): Authoriz
     if (!built.ok) {
       const decisionId = randomUUID();
       report({ kind: 'request_parse', error: built.error, decisionId, outcome: 'deny' });
-      return requestParseErrorResponse(built.error, decisionId);
+      return { response: requestParseErrorResponse(built.error, decisionId), outcome: 'bad_request' };
     }
     let decision: Decision;
     try {
@@ -97,19 +140,24 @@ export function createAuthorizer(options: AuthorizationServiceOptions): Authoriz
       return failure('decide', error, randomUUID());
     }
     try {
-      return decisionToCheckResponse(decision.result, decision.decisionId);
+      const response = decisionToCheckResponse(decision.result, decision.decisionId);
+      return { response, outcome: response.status?.code === RPC_CODE_OK ? 'allowed' : 'denied' };
     } catch (error) {
       return failure('invalid_result', error, decision.decisionId);
     }
   };
 
-  function failure(kind: 'decide' | 'invalid_result', error: unknown, decisionId: string): CheckResponse {
+  function failure(
+    kind: 'decide' | 'invalid_result',
+    error: unknown,
+    decisionId: string,
+  ): { response: CheckResponse; outcome: 'failed_open' | 'failed_closed' } {
     report({ kind, error, decisionId, outcome: failOpen ? 'allow' : 'deny' });
-    if (failOpen) return failOpenResponse(decisionId);
+    if (failOpen) return { response: failOpenResponse(decisionId), outcome: 'failed_open' };
     // The status message reaches Envoy's logs, never the client; decide's own errors may hold
     // internals, so only the result's (a policy bug, worded by us) is passed on.
     const reason = error instanceof DecisionResultError ? error.describe() : 'decision unavailable';
-    return denyResponse(denyStatus, reason, { decisionId });
+    return { response: denyResponse(denyStatus, reason, { decisionId }), outcome: 'failed_closed' };
   }
 }
 
@@ -131,11 +179,13 @@ export type CheckHandler = (
  * ended is not decided at all; one that ends during `decide` is reported as `cancelled`.
  */
 export function createCheckHandler(options: AuthorizationServiceOptions): CheckHandler {
-  const authorize = createAuthorizer(options);
+  const check = createCheck(options);
   const report = safeReporter(options.onError);
+  const reportCheck = safeCheckReporter(options.onCheck);
   const unanswered = (): CheckResponse => denyResponse(options.denyStatus ?? 403, 'call ended');
 
   return async (request, call) => {
+    const started = performance.now();
     if (call.cancelled) {
       report({
         kind: 'cancelled',
@@ -143,30 +193,42 @@ export function createCheckHandler(options: AuthorizationServiceOptions): CheckH
         decisionId: '',
         outcome: 'none',
       });
+      reportCheck({ outcome: 'cancelled', httpStatus: 0, decisionId: '', durationSeconds: 0 });
       return unanswered();
     }
     const controller = new AbortController();
     const onCancelled = (): void => controller.abort(new Error('call cancelled or deadline exceeded'));
     call.once('cancelled', onCancelled);
     try {
-      const response = await authorize(request, {
-        ...deadlineOf(call),
-        ...traceparentOf(call),
-        signal: controller.signal,
-      });
-      if (call.cancelled) {
+      const ctx: DecideContext = { ...deadlineOf(call), ...traceparentOf(call), signal: controller.signal };
+      const carrier = traceCarrier(ctx.traceparent, checkRequestHeaders(request));
+      const answered = await inCheckSpan(options.tracer, 'grpc', carrier, async () => {
+        const { response, outcome } = await check(request, ctx);
+        if (!call.cancelled) return { response, report: reportOf(response, outcome, started) };
+        const decisionId = decisionIdOf(response);
         report({
           kind: 'cancelled',
           error: new Error('call ended before the decision'),
-          decisionId: decisionIdOf(response),
+          decisionId,
           outcome: 'none',
         });
-      }
-      return response;
+        return { response, report: reportOf(response, 'cancelled', started) };
+      });
+      reportCheck(answered.report);
+      return answered.response;
     } finally {
       call.off('cancelled', onCancelled);
     }
   };
+}
+
+/**
+ * `{ Check }` for the runtime's GrpcServer: `server.addService(authorizationServiceDefinition,
+ * authorizationHandlers(options))`. (GrpcServer's handlers take any request; ours takes a CheckRequest,
+ * which is what the service definition decodes.)
+ */
+export function authorizationHandlers(options: AuthorizationServiceOptions): HandlerMap {
+  return { Check: createCheckHandler(options) } as unknown as HandlerMap;
 }
 
 /** `{ Check }` for grpc-js: register with `server.addService(authorizationServiceDefinition, …)`. */

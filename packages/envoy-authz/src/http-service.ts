@@ -1,5 +1,6 @@
 // Envoy's ext_authz *HTTP* service mode without the HTTP server: the authorization request Envoy sends → the same input document as gRPC mode, and a decision → the reply Envoy acts on.
 import { randomUUID } from 'node:crypto';
+import type { Tracer } from '@portcullis/runtime';
 import {
   type CheckFailure,
   type CheckFailureKind,
@@ -8,6 +9,7 @@ import {
   type Decision,
   safeReporter,
 } from './authorization-service.ts';
+import { type CheckOutcome, type CheckReporter, safeCheckReporter, secondsSince } from './check-report.ts';
 import {
   assertInputOptions,
   checkRequestToInput,
@@ -15,6 +17,7 @@ import {
   type InputResult,
 } from './check-request-input.ts';
 import { type HeaderPair, interpretDecision, isEnvoyHttpStatus } from './check-response.ts';
+import { inCheckSpan, traceCarrier } from './check-span.ts';
 import type { HttpRequest } from './envoy-protos.ts';
 import { isValidUtf8 } from './utf8-decoding.ts';
 
@@ -189,6 +192,10 @@ export interface HttpAuthorizerOptions extends HttpServiceOptions {
   failOpen?: boolean;
   /** Status of a fail-closed denial. Default 403; must deny in HTTP mode (not 200, 1xx or 5xx). */
   denyStatus?: number;
+  /** Told of every check once it is answered (for metrics). Must not throw. */
+  onCheck?: CheckReporter;
+  /** When given, each check runs in its own span (`ext_authz.check`), continuing the request's trace. */
+  tracer?: Tracer;
 }
 
 export type HttpAuthorizer = (request: AuthzHttpRequest, ctx: DecideContext) => Promise<AuthzHttpReply>;
@@ -210,18 +217,29 @@ export function createHttpAuthorizer(options: HttpAuthorizerOptions): HttpAuthor
     throw new TypeError(`denyStatus ${denyStatus} does not deny in HTTP service mode`);
   assertInputOptions(options);
   const report = safeReporter(onError);
-  const failure = (kind: CheckFailureKind, error: unknown, decisionId: string): AuthzHttpReply => {
+  const reportCheck = safeCheckReporter(options.onCheck);
+  type Answer = { reply: AuthzHttpReply; outcome: Exclude<CheckOutcome, 'cancelled'>; decisionId: string };
+  const failure = (kind: CheckFailureKind, error: unknown, decisionId: string): Answer => {
     report({ kind, error, decisionId, outcome: failOpen ? 'allow' : 'deny' });
-    if (failOpen) return { status: 200, headers: [[idHeader, decisionId]], body: '', warnings: [] };
-    return httpDenyReply(denyStatus, { decisionId, decisionIdHeader: idHeader });
+    if (failOpen) {
+      const reply = { status: 200, headers: [[idHeader, decisionId] as const], body: '', warnings: [] };
+      return { reply, outcome: 'failed_open', decisionId };
+    }
+    const reply = httpDenyReply(denyStatus, { decisionId, decisionIdHeader: idHeader });
+    return { reply, outcome: 'failed_closed', decisionId };
   };
 
-  return async (request, ctx) => {
+  const check = async (request: AuthzHttpRequest, ctx: DecideContext): Promise<Answer> => {
     const built = httpRequestToInput(request, options);
     if (!built.ok) {
       const decisionId = randomUUID();
       report({ kind: 'request_parse', error: built.error, decisionId, outcome: 'deny' });
-      return httpDenyReply(400, { body: built.error.describe(), decisionId, decisionIdHeader: idHeader });
+      const reply = httpDenyReply(400, {
+        body: built.error.describe(),
+        decisionId,
+        decisionIdHeader: idHeader,
+      });
+      return { reply, outcome: 'bad_request', decisionId };
     }
     let decision: Decision;
     try {
@@ -230,9 +248,36 @@ export function createHttpAuthorizer(options: HttpAuthorizerOptions): HttpAuthor
       return failure('decide', error, randomUUID());
     }
     try {
-      return decisionToHttpReply(decision.result, decision.decisionId, { decisionIdHeader: idHeader });
+      const reply = decisionToHttpReply(decision.result, decision.decisionId, { decisionIdHeader: idHeader });
+      return { reply, outcome: reply.status === 200 ? 'allowed' : 'denied', decisionId: decision.decisionId };
     } catch (error) {
       return failure('invalid_result', error, decision.decisionId);
     }
   };
+
+  return async (request, ctx) => {
+    const started = performance.now();
+    const carrier = traceCarrier(ctx.traceparent, traceHeaders(request.headers));
+    const answered = await inCheckSpan(options.tracer, 'http', carrier, async () => {
+      const { reply, outcome, decisionId } = await check(request, ctx);
+      const durationSeconds = secondsSince(started);
+      if (!ctx.signal.aborted) {
+        return { reply, report: { outcome, httpStatus: reply.status, decisionId, durationSeconds } };
+      }
+      report({ kind: 'cancelled', error: ctx.signal.reason, decisionId, outcome: 'none' });
+      return { reply, report: { outcome: 'cancelled' as const, httpStatus: 0, decisionId, durationSeconds } };
+    });
+    reportCheck(answered.report);
+    return answered.reply;
+  };
+}
+
+/** The trace context headers, whatever the case of their names (Node's are lower case already). */
+function traceHeaders(headers: AuthzHttpRequest['headers']): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    const key = name.toLowerCase();
+    if ((key === 'traceparent' || key === 'tracestate') && typeof value === 'string') out[key] = value;
+  }
+  return out;
 }

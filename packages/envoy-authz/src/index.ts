@@ -3,6 +3,7 @@
 export {
   type AuthorizationServiceOptions,
   type Authorizer,
+  authorizationHandlers,
   type CheckFailure,
   type CheckFailureKind,
   type CheckHandler,
@@ -13,6 +14,20 @@ export {
   type DecideFn,
   type Decision,
 } from './authorization-service.ts';
+export {
+  type CheckMetrics,
+  type CheckMode,
+  type CheckObservers,
+  checkMetrics,
+  checkObservers,
+} from './check-metrics.ts';
+export {
+  CHECK_OUTCOMES,
+  type CheckOutcome,
+  type CheckReport,
+  type CheckReporter,
+  responseHttpStatus,
+} from './check-report.ts';
 export {
   checkRequestToInput,
   DEFAULT_MAX_BODY_BYTES,
@@ -30,6 +45,7 @@ export {
   isEnvoyHttpStatus,
   requestParseErrorResponse,
 } from './check-response.ts';
+export { CHECK_SPAN_NAME } from './check-span.ts';
 export {
   AUTHORIZATION_SERVICE,
   AuthorizationClient,
@@ -50,6 +66,11 @@ export {
 } from './envoy-protos.ts';
 export { DecisionResultError, RequestParseError } from './errors.ts';
 export {
+  createHttpAuthzHandler,
+  type HttpAuthzHandler,
+  type HttpAuthzHandlerOptions,
+} from './http-authz-handler.ts';
+export {
   type AuthzHttpReply,
   type AuthzHttpRequest,
   createHttpAuthorizer,
@@ -63,4 +84,23 @@ export {
 } from './http-service.ts';
 export type { JsonObject, JsonValue } from './json-value.ts';
 export { parsePathAndQuery } from './path-and-query.ts';
+export {
+  DECISIONS_PROTO,
+  DECISIONS_SERVICE,
+  PdpEvaluator,
+  type PdpEvaluatorOptions,
+} from './pdp-evaluator.ts';
+export {
+  createPolicyDecide,
+  type DecisionEngine,
+  type DecisionLogSink,
+  type EvaluationContext,
+  engineEvaluator,
+  failureReason,
+  NoDecisionError,
+  type NoDecisionReason,
+  type PolicyDecideOptions,
+  type PolicyEvaluation,
+  type PolicyEvaluator,
+} from './policy-decide.ts';
 export { jsonToStruct, structToJson } from './proto-map.ts';

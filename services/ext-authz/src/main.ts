@@ -1,0 +1,136 @@
+// ext-authz entry point: wiring only — Envoy's Authorization service on gRPC and HTTP, decisions from an in-process engine or remote PDPs.
+import { createServer } from 'node:http';
+import { PolicyEngine } from '@portcullis/engine';
+import {
+  authorizationHandlers,
+  authorizationServiceDefinition,
+  checkMetrics,
+  checkObservers,
+  createHttpAuthzHandler,
+  createPolicyDecide,
+  type DecisionLogSink,
+  engineEvaluator,
+  PdpEvaluator,
+  type PolicyEvaluator,
+} from '@portcullis/envoy-authz';
+import { PolicySync } from '@portcullis/policy-sync';
+import {
+  createBus,
+  createHttpApp,
+  createServiceContext,
+  DecisionLogger,
+  GrpcServer,
+  listen,
+  runMain,
+  tracer,
+} from '@portcullis/runtime';
+import { extAuthzBusConfig, loadExtAuthzConfig } from './config.ts';
+
+const MAX_HTTP_HEADER_BYTES = 1024 * 1024;
+
+runMain('ext-authz', async () => {
+  const config = loadExtAuthzConfig();
+  const busConfig = config.EXT_AUTHZ_MODE === 'in-process' ? extAuthzBusConfig(config) : undefined;
+  const { logger, metrics, health, shutdown } = await createServiceContext('ext-authz');
+
+  // Shutdown runs in reverse order of registration: servers stop first, then logs flush, then sync and bus.
+  let evaluator: PolicyEvaluator;
+  let decisionLog: DecisionLogSink | undefined;
+  if (busConfig) {
+    const engine = new PolicyEngine();
+    const bus = createBus(busConfig, logger);
+    shutdown.add('bus', () => bus.close());
+    const sync = new PolicySync({
+      engine,
+      bus,
+      distribution: config.PAP_GRPC_ADDR,
+      ...(config.EXT_AUTHZ_CACHE_DIR === 'off' ? {} : { cacheDir: config.EXT_AUTHZ_CACHE_DIR }),
+      reconcileIntervalMs: config.EXT_AUTHZ_RECONCILE_INTERVAL,
+      bundles: config.EXT_AUTHZ_BUNDLES,
+      logger,
+      metrics,
+    });
+    health.add(sync);
+    await sync.start();
+    shutdown.add('policy-sync', () => sync.stop());
+    if (config.EXT_AUTHZ_DECISION_LOG) {
+      const decisionLogger = new DecisionLogger({
+        bus,
+        redact: config.EXT_AUTHZ_DECISION_LOG_REDACT,
+        maxBuffer: config.EXT_AUTHZ_DECISION_LOG_BUFFER,
+        metrics,
+        logger,
+      });
+      health.add(decisionLogger);
+      await decisionLogger.start();
+      shutdown.add('decision-logger', () => decisionLogger.stop());
+      decisionLog = decisionLogger;
+    }
+    evaluator = engineEvaluator(engine);
+  } else {
+    const pdp = new PdpEvaluator({
+      targets: config.EXT_AUTHZ_PDP_ADDR,
+      timeoutMs: config.EXT_AUTHZ_PDP_TIMEOUT,
+    });
+    health.add(pdp);
+    await pdp.start();
+    shutdown.add('pdp-client', () => pdp.stop());
+    evaluator = pdp;
+  }
+
+  const checks = checkMetrics(metrics.registry);
+  const common = {
+    decide: createPolicyDecide({
+      path: config.EXT_AUTHZ_DECISION_PATH,
+      evaluator,
+      ...(decisionLog ? { decisionLog } : {}),
+      labels: { service: 'ext-authz' },
+    }),
+    failOpen: config.EXT_AUTHZ_FAIL_OPEN,
+    denyStatus: config.EXT_AUTHZ_DENY_STATUS,
+    maxBodyBytes: config.EXT_AUTHZ_MAX_BODY_BYTES,
+    // A body that does not parse leaves parsed_body out rather than failing the check (OPA-Envoy answers 400).
+    onInvalidBody: 'ignore' as const,
+    tracer: tracer('ext-authz'),
+  };
+  const grpcServer = new GrpcServer({ logger, metrics });
+  grpcServer.addService(
+    authorizationServiceDefinition,
+    authorizationHandlers({ ...common, ...checkObservers(checks, logger, 'grpc') }),
+  );
+  const httpAuthz = createHttpAuthzHandler({
+    ...common,
+    ...checkObservers(checks, logger, 'http'),
+    pathPrefix: config.EXT_AUTHZ_PATH_PREFIX,
+    onWarnings: (warnings, decisionId) =>
+      logger.warn({ warnings, decisionId }, 'decision not fully applicable in HTTP mode'),
+  });
+  // Checks under the prefix bypass fastify (see createHttpAuthzHandler); /metrics, /healthz, /readyz are fastify's.
+  // Envoy forwards request headers up to its max_request_headers_kb (60 KiB by default); Node's
+  // own limit (16 KiB) would answer larger ones 431, a denial of Node's making, not the policy's.
+  const app = await createHttpApp({
+    logger,
+    metrics,
+    health,
+    fastify: {
+      serverFactory: (handler) =>
+        createServer({ maxHeaderSize: MAX_HTTP_HEADER_BYTES }, httpAuthz.listener(handler)),
+    },
+  });
+
+  const http = await listen(app, config.EXT_AUTHZ_HTTP_PORT, config.EXT_AUTHZ_HOST);
+  shutdown.add('http', () => app.close());
+  const host = config.EXT_AUTHZ_HOST.includes(':') ? `[${config.EXT_AUTHZ_HOST}]` : config.EXT_AUTHZ_HOST;
+  const grpcPort = await grpcServer.bind(`${host}:${config.EXT_AUTHZ_GRPC_PORT}`);
+  shutdown.add('grpc', () => grpcServer.shutdown());
+  logger.info(
+    {
+      mode: config.EXT_AUTHZ_MODE,
+      path: config.EXT_AUTHZ_DECISION_PATH,
+      grpcPort,
+      httpPort: http.port,
+      pathPrefix: config.EXT_AUTHZ_PATH_PREFIX,
+    },
+    'ext-authz serving',
+  );
+});
