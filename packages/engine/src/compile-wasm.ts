@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, normalize } from 'node:path';
-import { readBundleArchive } from './bundle-archive.ts';
+import { readBundleArchive } from '@portcullis/bundle';
 import { sha256Hex } from './digest.ts';
 import { EngineError } from './engine-error.ts';
 import { requiredBuiltins } from './wasm-policy.ts';
@@ -67,11 +67,12 @@ export async function compileWasm(options: CompileWasmOptions): Promise<Compiled
     ];
     await run(options.opaBin, args, src, options.timeoutMs ?? 30_000);
     const bundle = new Uint8Array(await readFile(out));
-    const archive = readBundleArchive(bundle);
+    const archive = readBundleArchive(bundle, { maxBytes: 256 * 1024 * 1024, maxFiles: 100_000 });
+    if (!archive.wasm) throw new EngineError('compile_failed', 'opa build produced no policy.wasm');
     return {
       wasm: archive.wasm,
       builtins: await requiredBuiltins(archive.wasm),
-      entrypoints: archive.entrypoints,
+      entrypoints: archive.entrypoints ?? options.entrypoints,
       bundle,
       digest: sha256Hex(bundle),
       data: archive.data,

@@ -4,9 +4,7 @@ import { EngineError } from './engine-error.ts';
 
 const HEX_SHA256 = /^[0-9a-f]{64}$/;
 
-export function sha256Hex(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
+export { sha256Hex } from '@portcullis/bundle';
 
 /**
  * Throws `digest_mismatch` unless sha256(bytes) equals `expected` (64 lowercase hex digits; upper case is

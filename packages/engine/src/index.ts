@@ -7,7 +7,6 @@ export {
   type EvalContext,
 } from './builtins/builtin-types.ts';
 export { HOST_BUILTINS, SUPPORTED_HOST_BUILTINS, unsupportedBuiltins } from './builtins/index.ts';
-export { type BundleArchive, type ReadBundleOptions, readBundleArchive } from './bundle-archive.ts';
 export { type CompiledWasm, type CompileWasmOptions, compileWasm } from './compile-wasm.ts';
 export { sha256Hex, verifyDigest } from './digest.ts';
 export { EngineError, type EngineErrorCode, isEngineError } from './engine-error.ts';
