@@ -19,4 +19,5 @@ export type {
 } from './api-types.ts';
 export { type BundleContent, readBundleDir } from './bundle-dir.ts';
 export { activateBundleRevision, findBundle, type PushResult, pushBundle } from './bundle-publishing.ts';
+export { CA_CLI_SETTINGS } from './ca-commands.ts';
 export { type CliIO, main } from './main.ts';

@@ -27,6 +27,11 @@ export function loadProtos(files: string[], includeDirs: string[] = [PROTO_ROOT]
   return grpc.loadPackageDefinition(def);
 }
 
+/** `host:port` as gRPC addresses and URLs spell it: IPv6 hosts in brackets. */
+export function hostPort(host: string, port: number): string {
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
 /** Looks up `a.b.c.Service` in a loaded package object. */
 export function serviceClient(pkg: grpc.GrpcObject, fullName: string): grpc.ServiceClientConstructor {
   let node: unknown = pkg;

@@ -8,6 +8,7 @@ import Fastify, {
 } from 'fastify';
 import type { Logger } from 'pino';
 import { PortcullisError } from './errors.ts';
+import { hostPort } from './grpc.ts';
 import type { Health } from './lifecycle.ts';
 import type { ServiceMetrics } from './metrics.ts';
 
@@ -148,5 +149,5 @@ export async function listen(
   await app.listen({ port, host });
   const addr = app.server.address();
   const bound = typeof addr === 'object' && addr ? addr.port : port;
-  return { port: bound, url: `http://${host.includes(':') ? `[${host}]` : host}:${bound}` };
+  return { port: bound, url: `http://${hostPort(host, bound)}` };
 }

@@ -8,6 +8,7 @@ import {
   GrpcServer,
   grpc,
   type Health,
+  hostPort,
   type Logger,
   listen,
   loadProtos,
@@ -149,9 +150,8 @@ export async function buildCa(deps: CaDeps): Promise<Ca> {
       metrics,
       async listen() {
         const { url } = await listen(app, config.CA_HTTP_PORT, config.CA_HOST);
-        const host = config.CA_HOST.includes(':') ? `[${config.CA_HOST}]` : config.CA_HOST;
         const grpcPort = await grpcServer.bind(
-          `${host}:${config.CA_GRPC_PORT}`,
+          hostPort(config.CA_HOST, config.CA_GRPC_PORT),
           serving?.credentials() ?? grpc.ServerCredentials.createInsecure(),
         );
         logger.info({ http: url, grpcPort, tls: config.CA_GRPC_TLS }, 'CA listening');

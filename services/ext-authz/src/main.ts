@@ -20,6 +20,7 @@ import {
   createServiceContext,
   DecisionLogger,
   GrpcServer,
+  hostPort,
   listen,
   runMain,
   tracer,
@@ -120,8 +121,7 @@ runMain('ext-authz', async () => {
 
   const http = await listen(app, config.EXT_AUTHZ_HTTP_PORT, config.EXT_AUTHZ_HOST);
   shutdown.add('http', () => app.close());
-  const host = config.EXT_AUTHZ_HOST.includes(':') ? `[${config.EXT_AUTHZ_HOST}]` : config.EXT_AUTHZ_HOST;
-  const grpcPort = await grpcServer.bind(`${host}:${config.EXT_AUTHZ_GRPC_PORT}`);
+  const grpcPort = await grpcServer.bind(hostPort(config.EXT_AUTHZ_HOST, config.EXT_AUTHZ_GRPC_PORT));
   shutdown.add('grpc', () => grpcServer.shutdown());
   logger.info(
     {

@@ -6,6 +6,7 @@ import {
   createPool,
   GrpcServer,
   type Health,
+  hostPort,
   type Logger,
   listen,
   migrate,
@@ -179,9 +180,8 @@ export async function buildPap(deps: PapDeps): Promise<Pap> {
       services,
       async listen() {
         const http = await listen(app, config.PAP_HTTP_PORT, config.PAP_HOST);
-        const host = config.PAP_HOST.includes(':') ? `[${config.PAP_HOST}]` : config.PAP_HOST;
-        const grpcPort = await grpc.bind(`${host}:${config.PAP_GRPC_PORT}`);
-        logger.info({ http: http.url, grpc: `${host}:${grpcPort}` }, 'pap listening');
+        const grpcPort = await grpc.bind(hostPort(config.PAP_HOST, config.PAP_GRPC_PORT));
+        logger.info({ http: http.url, grpc: hostPort(config.PAP_HOST, grpcPort) }, 'pap listening');
         return { httpUrl: http.url, grpcPort };
       },
       close() {

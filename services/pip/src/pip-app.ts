@@ -13,6 +13,7 @@ import {
   createPool,
   GrpcServer,
   type Health,
+  hostPort,
   type Logger,
   listen,
   migrate,
@@ -236,9 +237,8 @@ export async function buildPip(deps: PipDeps): Promise<Pip> {
       relay,
       async listen() {
         const http = await listen(app, config.PIP_HTTP_PORT, config.PIP_HOST);
-        const host = config.PIP_HOST.includes(':') ? `[${config.PIP_HOST}]` : config.PIP_HOST;
-        const grpcPort = await grpc.bind(`${host}:${config.PIP_GRPC_PORT}`);
-        logger.info({ http: http.url, grpc: `${host}:${grpcPort}` }, 'pip listening');
+        const grpcPort = await grpc.bind(hostPort(config.PIP_HOST, config.PIP_GRPC_PORT));
+        logger.info({ http: http.url, grpc: hostPort(config.PIP_HOST, grpcPort) }, 'pip listening');
         return { httpUrl: http.url, grpcPort };
       },
       close() {

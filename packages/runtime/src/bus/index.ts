@@ -43,6 +43,7 @@ export const BUS_SETTINGS = {
   }),
   BUS_RETENTION: env.duration({
     default: 3_600_000,
+    defaultDoc: '`1h`',
     doc: 'How long the postgres bus keeps messages (BUS=postgres).',
   }),
 };
