@@ -1,5 +1,5 @@
 // End to end: a decision that depends on a JWT claim and stored attributes, through the PIP, the enricher and the engine.
-// (The ext-authz adapter does not call the enricher yet: this drives the PDP's engine with the enriched input directly.)
+// (This drives the engine with the enriched input directly; test/ext-authz-enrichment.test.ts does it through the ext-authz process.)
 import { AttributeCache, Enricher, GrpcAttributeSource, GrpcIdentitySource } from '@portcullis/attributes';
 import { compileWasm, PolicyEngine } from '@portcullis/engine';
 import { buildPip, loadPipConfig, type Pip } from '@portcullis/pip';

@@ -82,6 +82,12 @@ export {
   httpRequestToInput,
   isHttpDenialStatus,
 } from './http-service.ts';
+export {
+  type EnrichFn,
+  enricherHook,
+  type InputEnricher,
+  InputRejectedError,
+} from './input-enrichment.ts';
 export type { JsonObject, JsonValue } from './json-value.ts';
 export { parsePathAndQuery } from './path-and-query.ts';
 export {

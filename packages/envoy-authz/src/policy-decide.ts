@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { type DecisionLogEntry, type ErrorCode, PortcullisError, trace } from '@portcullis/runtime';
 import type { CheckFailure, DecideFn } from './authorization-service.ts';
 import type { EnvoyAuthzInput } from './check-request-input.ts';
+import { type EnrichFn, InputRejectedError } from './input-enrichment.ts';
 
 /**
  * Why an evaluator could not decide: nothing serves the decision path (no policy loaded, or the
@@ -95,17 +96,41 @@ export interface PolicyDecideOptions {
   decisionLog?: DecisionLogSink;
   /** Added to every decision log entry (e.g. `{service: 'ext-authz'}`). */
   labels?: Record<string, string>;
+  /**
+   * Runs before evaluation and returns the input to evaluate (e.g. `enricherHook`: identity and
+   * stored attributes). An `InputRejectedError` is answered as a denial with its status, without
+   * evaluating; any other error fails the decision.
+   */
+  enrich?: EnrichFn;
 }
 
 /**
- * A DecideFn: a fresh decision id per check, the evaluation, one decision log entry (the input is
- * handed over as is: the logger redacts a copy and the caller never mutates it), and the
- * revision recorded on the active span.
+ * A DecideFn: a fresh decision id per check, the enrichment step when configured, the evaluation,
+ * one decision log entry (the input, enriched, is handed over as is: the logger redacts a copy
+ * and the caller never mutates it), and the revision recorded on the active span. A request the
+ * enrichment rejects gets no evaluation and no decision log entry (no policy decided it).
  */
 export function createPolicyDecide(options: PolicyDecideOptions): DecideFn {
-  const { path, evaluator, decisionLog, labels } = options;
-  return async (input, ctx) => {
+  const { path, evaluator, decisionLog, labels, enrich } = options;
+  return async (checkInput, ctx) => {
     const decisionId = randomUUID();
+    let input = checkInput;
+    if (enrich !== undefined) {
+      try {
+        input = await enrich(checkInput, ctx);
+      } catch (error) {
+        if (!(error instanceof InputRejectedError)) throw error;
+        // An OPA-Envoy decision object: both transports (gRPC and HTTP mode) answer it alike.
+        const result = {
+          allowed: false,
+          http_status: error.httpStatus,
+          headers: error.headers,
+          body: error.body,
+        };
+        trace.getActiveSpan()?.setAttributes({ 'portcullis.rejected': error.code });
+        return { result, decisionId };
+      }
+    }
     const evaluation = await evaluator.evaluate(path, input, {
       decisionId,
       signal: ctx.signal,

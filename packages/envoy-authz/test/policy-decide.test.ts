@@ -1,4 +1,5 @@
 // The decide of an enforcement point: decision ids, decision log entries, and why no decision could be made.
+import { AuthenticationError } from '@portcullis/identity';
 import type { DecisionLogEntry } from '@portcullis/runtime';
 import { describe, expect, it } from 'vitest';
 import {
@@ -8,6 +9,7 @@ import {
   DecisionResultError,
   type EnvoyAuthzInput,
   engineEvaluator,
+  enricherHook,
   failureReason,
   NoDecisionError,
   type PolicyEvaluation,
@@ -118,6 +120,67 @@ describe('createPolicyDecide', () => {
     await expect(decide(input, { signal, deadline })).rejects.toBeInstanceOf(NoDecisionError);
     expect(seen).toMatchObject({ deadline, signal });
     expect(logged).toEqual([]);
+  });
+});
+
+describe('createPolicyDecide with an enrichment step', () => {
+  const logged: DecisionLogEntry[] = [];
+  const seen: unknown[] = [];
+  const evaluator = {
+    evaluate: async (_path: string, i: EnvoyAuthzInput) => {
+      seen.push(i);
+      return evaluation;
+    },
+  };
+  const decideWith = (enrich: (i: EnvoyAuthzInput) => Promise<EnvoyAuthzInput>) =>
+    createPolicyDecide({
+      path: 'envoy/authz/allow',
+      evaluator,
+      decisionLog: { log: (e) => logged.push(e) > 0 },
+      enrich: enricherHook({ enrich }),
+    });
+
+  it('evaluates and logs the enriched input', async () => {
+    seen.length = 0;
+    logged.length = 0;
+    const enriched = { ...input, identity: { anonymous: true } };
+    const decision = await decideWith(async () => enriched)(input, { signal });
+    expect(decision.result).toEqual({ allowed: true });
+    expect(seen).toEqual([enriched]);
+    expect(logged[0]?.input).toBe(enriched);
+  });
+
+  it.each<[string, AuthenticationError, number, string]>([
+    [
+      'an invalid token',
+      new AuthenticationError('bad_signature', 'signature mismatch'),
+      401,
+      'invalid_token',
+    ],
+    ['a wrong audience', new AuthenticationError('wrong_audience', 'aud'), 403, 'insufficient_scope'],
+  ])('refuses %s without evaluating (%i)', async (_what, error, status, challenge) => {
+    seen.length = 0;
+    logged.length = 0;
+    const decision = await decideWith(async () => {
+      throw error;
+    })(input, { signal });
+    expect(decision.result).toMatchObject({
+      allowed: false,
+      http_status: status,
+      headers: { 'www-authenticate': `Bearer error="${challenge}"` },
+    });
+    expect(decision.decisionId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(seen).toEqual([]);
+    expect(logged).toEqual([]);
+  });
+
+  it('fails the decision when enrichment fails otherwise (the fail-closed stance applies)', async () => {
+    const failure = new Error('pip unavailable');
+    await expect(
+      decideWith(async () => {
+        throw failure;
+      })(input, { signal }),
+    ).rejects.toBe(failure);
   });
 });
 

@@ -1,5 +1,6 @@
 // ext-authz entry point: wiring only — Envoy's Authorization service on gRPC and HTTP, decisions from an in-process engine or remote PDPs.
 import { createServer } from 'node:http';
+import { AttributeCache, Enricher, GrpcAttributeSource, GrpcIdentitySource } from '@portcullis/attributes';
 import { PolicyEngine } from '@portcullis/engine';
 import {
   authorizationHandlers,
@@ -9,12 +10,15 @@ import {
   createHttpAuthzHandler,
   createPolicyDecide,
   type DecisionLogSink,
+  type EnrichFn,
   engineEvaluator,
+  enricherHook,
   PdpEvaluator,
   type PolicyEvaluator,
 } from '@portcullis/envoy-authz';
 import { PolicySync } from '@portcullis/policy-sync';
 import {
+  type Bus,
   createBus,
   createHttpApp,
   createServiceContext,
@@ -25,22 +29,26 @@ import {
   runMain,
   tracer,
 } from '@portcullis/runtime';
-import { extAuthzBusConfig, loadExtAuthzConfig } from './config.ts';
+import { extAuthzBusConfig, extAuthzEnrichment, loadExtAuthzConfig } from './config.ts';
 
 const MAX_HTTP_HEADER_BYTES = 1024 * 1024;
 
 runMain('ext-authz', async () => {
   const config = loadExtAuthzConfig();
   const busConfig = config.EXT_AUTHZ_MODE === 'in-process' ? extAuthzBusConfig(config) : undefined;
+  const enrichment = extAuthzEnrichment(config);
   const { logger, metrics, health, shutdown } = await createServiceContext('ext-authz');
 
   // Shutdown runs in reverse order of registration: servers stop first, then logs flush, then sync and bus.
   let evaluator: PolicyEvaluator;
   let decisionLog: DecisionLogSink | undefined;
+  let bus: Bus | undefined;
   if (busConfig) {
     const engine = new PolicyEngine();
-    const bus = createBus(busConfig, logger);
-    shutdown.add('bus', () => bus.close());
+    const policyBus = createBus(busConfig, logger);
+    shutdown.add('bus', () => policyBus.close());
+    // Also the attribute cache's source of change events (below).
+    bus = policyBus;
     const sync = new PolicySync({
       engine,
       bus,
@@ -79,6 +87,28 @@ runMain('ext-authz', async () => {
     evaluator = pdp;
   }
 
+  let enrich: EnrichFn | undefined;
+  if (enrichment && config.EXT_AUTHZ_PIP_ADDR) {
+    const pipClient = { address: config.EXT_AUTHZ_PIP_ADDR, deadlineMs: config.EXT_AUTHZ_PIP_TIMEOUT };
+    const identity = new GrpcIdentitySource(pipClient);
+    const source = new GrpcAttributeSource(pipClient);
+    // With a bus (in-process mode), the PIP's change events drop entries before their TTL.
+    const attributes = new AttributeCache({
+      source,
+      ...(bus ? { bus } : {}),
+      ttlMs: config.EXT_AUTHZ_ATTRIBUTE_TTL,
+      maxEntries: config.EXT_AUTHZ_ATTRIBUTE_CACHE_SIZE,
+    });
+    health.add(attributes);
+    await attributes.start();
+    shutdown.add('pip-clients', async () => {
+      await attributes.stop();
+      identity.close();
+      source.close();
+    });
+    enrich = enricherHook(new Enricher({ config: enrichment, attributes, identity }));
+  }
+
   const checks = checkMetrics(metrics.registry);
   const common = {
     decide: createPolicyDecide({
@@ -86,6 +116,7 @@ runMain('ext-authz', async () => {
       evaluator,
       ...(decisionLog ? { decisionLog } : {}),
       labels: { service: 'ext-authz' },
+      ...(enrich ? { enrich } : {}),
     }),
     failOpen: config.EXT_AUTHZ_FAIL_OPEN,
     denyStatus: config.EXT_AUTHZ_DENY_STATUS,

@@ -4,7 +4,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '@portcullis/runtime';
 import { describe, expect, it } from 'vitest';
-import { extAuthzBusConfig, loadExtAuthzConfig } from '../src/config.ts';
+import {
+  extAuthzBusConfig,
+  extAuthzEnrichment,
+  loadExtAuthzConfig,
+  parseAttributeLookup,
+} from '../src/config.ts';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const MAIN = join(ROOT, 'services/ext-authz/src/main.ts');
@@ -102,11 +107,82 @@ describe('loadExtAuthzConfig', () => {
   });
 });
 
+describe('enrichment settings', () => {
+  it.each([
+    ['user:claim=sub', { kind: 'user', id: { claim: 'sub' } }],
+    ['user:claim=org.id', { kind: 'user', id: { claim: 'org.id' } }],
+    ['user:principal', { kind: 'user', id: { principal: true } }],
+    ['tenant:header=X-Tenant', { kind: 'tenant', id: { header: 'x-tenant' } }],
+    [
+      'product:path=/api/v1/products/{id}:id',
+      { kind: 'product', id: { path: '/api/v1/products/{id}', param: 'id' } },
+    ],
+    [
+      'product:path=/api/v1/products/{id}/**',
+      { kind: 'product', id: { path: '/api/v1/products/{id}/**', param: 'id' } },
+    ],
+    [
+      'doc:path=/t/{tenant}/docs/{doc}:doc',
+      { kind: 'doc', id: { path: '/t/{tenant}/docs/{doc}', param: 'doc' } },
+    ],
+    ['user:claim=sub, header=x-user', { kind: 'user', id: [{ claim: 'sub' }, { header: 'x-user' }] }],
+  ])('parses %s', (raw, lookup) => {
+    expect(parseAttributeLookup(raw)).toEqual(lookup);
+  });
+
+  it.each([
+    ['EXT_AUTHZ_ENRICH_SUBJECT', 'user'],
+    ['EXT_AUTHZ_ENRICH_SUBJECT', ':claim=sub'],
+    ['EXT_AUTHZ_ENRICH_SUBJECT', 'user:email'],
+    ['EXT_AUTHZ_ENRICH_SUBJECT', 'user:claim='],
+    ['EXT_AUTHZ_ENRICH_SUBJECT', 'user:claim=sub,'],
+    ['EXT_AUTHZ_ENRICH_RESOURCE', 'product:path=api/{id}'],
+    ['EXT_AUTHZ_ENRICH_RESOURCE', 'product:path=/api/products'],
+    ['EXT_AUTHZ_ENRICH_RESOURCE', 'product:path=/t/{t}/p/{id}'],
+    ['EXT_AUTHZ_ENRICH_RESOURCE', 'product:path=/api/{id}:other'],
+    ['EXT_AUTHZ_ENRICH_RESOURCE', 'product:path=/api/p-{id}'],
+    ['EXT_AUTHZ_ATTRIBUTE_TTL', 'soon'],
+    ['EXT_AUTHZ_ATTRIBUTE_CACHE_SIZE', '0'],
+  ])('refuses %s=%j, naming it', (variable, value) => {
+    expect(() => loadExtAuthzConfig({ [variable]: value })).toThrow(ConfigError);
+    expect(() => loadExtAuthzConfig({ [variable]: value })).toThrow(variable);
+  });
+
+  it('is off without a PIP, and lookups without one are refused', () => {
+    expect(extAuthzEnrichment(loadExtAuthzConfig({}))).toBeUndefined();
+    expect(() =>
+      extAuthzEnrichment(loadExtAuthzConfig({ EXT_AUTHZ_ENRICH_SUBJECT: 'user:claim=sub' })),
+    ).toThrow(/EXT_AUTHZ_PIP_ADDR/);
+  });
+
+  it('makes the Enricher’s configuration', () => {
+    const config = loadExtAuthzConfig({
+      EXT_AUTHZ_PIP_ADDR: 'pip:9282',
+      EXT_AUTHZ_ENRICH_NAMESPACE: 'shop',
+      EXT_AUTHZ_ENRICH_SUBJECT: 'user:claim=sub',
+      EXT_AUTHZ_ENRICH_RESOURCE: 'product:path=/api/v1/products/{id}',
+      EXT_AUTHZ_ATTRIBUTE_TTL: '5s',
+    });
+    expect(config).toMatchObject({ EXT_AUTHZ_ATTRIBUTE_TTL: 5000, EXT_AUTHZ_ATTRIBUTE_CACHE_SIZE: 10_000 });
+    expect(extAuthzEnrichment(config)).toEqual({
+      namespace: 'shop',
+      onInvalidToken: 'reject',
+      subject: { kind: 'user', id: { claim: 'sub' } },
+      resource: { kind: 'product', id: { path: '/api/v1/products/{id}', param: 'id' } },
+    });
+    expect(extAuthzEnrichment(loadExtAuthzConfig({ EXT_AUTHZ_PIP_ADDR: 'pip:9282' }))).toEqual({
+      namespace: 'default',
+      onInvalidToken: 'reject',
+    });
+  });
+});
+
 describe('main.ts', () => {
   it.each<[Record<string, string>, string]>([
     [{ EXT_AUTHZ_DENY_STATUS: '200' }, 'EXT_AUTHZ_DENY_STATUS'],
     [{ EXT_AUTHZ_MODE: 'sidecar' }, 'EXT_AUTHZ_MODE'],
     [{}, 'DATABASE_URL'],
+    [{ DATABASE_URL: 'postgres://h/db', EXT_AUTHZ_ENRICH_SUBJECT: 'user:claim=sub' }, 'EXT_AUTHZ_PIP_ADDR'],
   ])('stops with exit 78 naming the variable: %j', async (env, variable) => {
     const { code, stderr } = await runMain(env);
     expect(code).toBe(78);
