@@ -27,4 +27,5 @@ export {
   type IdentityView,
   type IdSelector,
 } from './enrichment.ts';
+export { attributeLookupSetting, parseAttributeLookup } from './enrichment-config.ts';
 export { GrpcAttributeSource, GrpcIdentitySource, type PipClientOptions } from './pip-clients.ts';

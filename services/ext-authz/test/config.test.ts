@@ -2,14 +2,10 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseAttributeLookup } from '@portcullis/attributes';
 import { ConfigError } from '@portcullis/runtime';
 import { describe, expect, it } from 'vitest';
-import {
-  extAuthzBusConfig,
-  extAuthzEnrichment,
-  loadExtAuthzConfig,
-  parseAttributeLookup,
-} from '../src/config.ts';
+import { extAuthzBusConfig, extAuthzEnrichment, loadExtAuthzConfig } from '../src/config.ts';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const MAIN = join(ROOT, 'services/ext-authz/src/main.ts');

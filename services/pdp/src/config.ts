@@ -1,6 +1,8 @@
 // Every setting of the PDP, declared once: environment name, type, default and meaning.
+import { attributeLookupSetting, type EnrichmentConfig } from '@portcullis/attributes';
 import {
   BUS_SETTINGS,
+  ConfigError,
   type ConfigOf,
   DEFAULT_DECISION_LOG_REDACT,
   env,
@@ -103,6 +105,35 @@ export const PDP_CONFIG = {
     defaultDoc: '`256MiB`',
     doc: 'Largest bundle archive fetched from the PAP, and largest total once unpacked.',
   }),
+  PDP_PIP_ADDR: env.optionalString({
+    doc: 'The PIP’s gRPC address (`host:port`): each object input gets `identity` (the bearer token of `input.attributes.request.http.headers.authorization`, or `input.token`, authenticated with Istio RequestAuthentication semantics; an invalid token is annotated as `identity.error` `{code, message}` for the policy to decide, no token is anonymous) and the `PDP_ENRICH_SUBJECT` / `PDP_ENRICH_RESOURCE` attributes, before evaluation. Unset: no enrichment.',
+  }),
+  PDP_PIP_TIMEOUT: env.duration({
+    default: 150,
+    defaultDoc: '`150ms`',
+    doc: 'Deadline of one PIP call (authentication, or one attribute batch on a cache miss); a failure fails the decision (500 / INTERNAL).',
+  }),
+  PDP_ENRICH_NAMESPACE: env.string({
+    default: 'default',
+    doc: 'Namespace whose RequestAuthentications (and the root namespace’s) authenticate the inputs’ tokens.',
+  }),
+  PDP_ENRICH_SUBJECT: attributeLookupSetting({
+    doc: '`input.subject`: `<kind>:<selector>[,<selector>…]`, selectors `claim=<name>` (dotted for nested claims), `principal`, `header=<name>` (an Envoy-shaped input’s headers), `path=<template>[:<param>]` (matching `input.attributes.request.http.path`, else `input.path`); e.g. `user:claim=sub`. Unset: no subject.',
+  }),
+  PDP_ENRICH_RESOURCE: attributeLookupSetting({
+    doc: '`input.resource`, the syntax of `PDP_ENRICH_SUBJECT`; a path template matches the whole path, `{name}` captures a segment, `*` matches one, a last `**` any rest; e.g. `product:path=/api/v1/products/{id}/**`. Unset: no resource.',
+  }),
+  PDP_ATTRIBUTE_TTL: env.duration({
+    default: 30_000,
+    defaultDoc: '`30s`',
+    doc: 'Longest time a cached attribute record is used; change events on the bus drop entries sooner.',
+  }),
+  PDP_ATTRIBUTE_CACHE_SIZE: env.int({
+    default: 10_000,
+    min: 2,
+    max: 10_000_000,
+    doc: 'Attribute records cached (LRU); hits add no round trip to the PIP.',
+  }),
   ...BUS_SETTINGS,
 };
 
@@ -111,4 +142,27 @@ export type PdpConfig = ConfigOf<typeof PDP_CONFIG>;
 /** Reads and validates the PDP's settings; throws ConfigError naming the first bad variable. */
 export function loadPdpConfig(source: NodeJS.ProcessEnv = process.env): PdpConfig {
   return loadConfig(PDP_CONFIG, source);
+}
+
+/**
+ * The Enricher's configuration, or undefined when enrichment is off (no PDP_PIP_ADDR). A refused
+ * token is annotated, never rejected: the PDP answers decisions, so the policy decides on it.
+ */
+export function pdpEnrichment(config: PdpConfig): EnrichmentConfig | undefined {
+  if (config.PDP_PIP_ADDR === undefined || config.PDP_PIP_ADDR === '') {
+    const lookup = config.PDP_ENRICH_SUBJECT
+      ? 'PDP_ENRICH_SUBJECT'
+      : config.PDP_ENRICH_RESOURCE
+        ? 'PDP_ENRICH_RESOURCE'
+        : undefined;
+    if (lookup)
+      throw new ConfigError('PDP_PIP_ADDR', `must be set for ${lookup} (the PIP holds the attributes)`);
+    return undefined;
+  }
+  return {
+    namespace: config.PDP_ENRICH_NAMESPACE,
+    onInvalidToken: 'annotate',
+    ...(config.PDP_ENRICH_SUBJECT ? { subject: config.PDP_ENRICH_SUBJECT } : {}),
+    ...(config.PDP_ENRICH_RESOURCE ? { resource: config.PDP_ENRICH_RESOURCE } : {}),
+  };
 }

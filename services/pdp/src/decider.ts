@@ -49,6 +49,11 @@ export interface DeciderOptions {
   evaluator: Evaluator;
   metrics: PdpMetrics;
   decisionLog?: DecisionLogger;
+  /**
+   * Adds attributes to an object input before evaluation (see input-enrichment.ts). Run here, in
+   * the one place every door (Data API, its fast path, gRPC) decides through, so none skips it.
+   */
+  enrich?: (input: object) => Promise<object>;
 }
 
 /** Sets `value` at `path` inside `root`, creating objects on the way (a tree view's assembly). */
@@ -112,6 +117,7 @@ export class Decider {
   private readonly evaluator: Evaluator;
   private readonly metrics: PdpMetrics;
   private readonly decisionLog: DecisionLogger | undefined;
+  private readonly enrich: ((input: object) => Promise<object>) | undefined;
   /** Labelled children by path (and outcome): hashing label sets on every decision costs more than counting. */
   private readonly timers = new Map<string, (seconds: number) => void>();
   private readonly counters = new Map<string, () => void>();
@@ -121,14 +127,23 @@ export class Decider {
     this.evaluator = opts.evaluator;
     this.metrics = opts.metrics;
     this.decisionLog = opts.decisionLog;
+    this.enrich = opts.enrich;
   }
 
-  async decide(req: DecisionRequest): Promise<DecisionResponse> {
+  async decide(request: DecisionRequest): Promise<DecisionResponse> {
+    let req = request;
     const started = performance.now();
     const plan = this.documents.plan(req.segments);
     const served = plan.kind === 'rule' ? plan.rule.entrypoint : plan.kind === 'tree' ? 'tree' : plan.kind;
     let res: DecisionResponse;
     try {
+      const input = req.input;
+      if (this.enrich !== undefined && typeof input === 'object' && input !== null && !Array.isArray(input)) {
+        // The enriched input is what the policy sees and what the decision log records; the
+        // caller's JSON text no longer describes it.
+        const { inputJson: _stale, ...rest } = req;
+        req = { ...rest, input: await this.enrich(input) };
+      }
       res = await this.answer(plan, req, served);
     } catch (err) {
       this.count(served, 'error');

@@ -1,6 +1,7 @@
 // Builds a PDP from its config: evaluator, policy sync, decision log, the Data API and the gRPC service.
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { AttributeCache, Enricher, GrpcAttributeSource, GrpcIdentitySource } from '@portcullis/attributes';
 import { type PolicySource, PolicySync } from '@portcullis/policy-sync';
 import {
   type Bus,
@@ -15,12 +16,13 @@ import {
 } from '@portcullis/runtime';
 import type { FastifyInstance } from 'fastify';
 import { ConcurrencyLimit } from './concurrency-limit.ts';
-import type { PdpConfig } from './config.ts';
+import { type PdpConfig, pdpEnrichment } from './config.ts';
 import { DataApi } from './data-api.ts';
 import { dataApiServerFactory } from './data-api-fast-path.ts';
 import { registerDataApiRoutes } from './data-api-routes.ts';
 import { Decider } from './decider.ts';
 import { addDecisionsService } from './decisions-service.ts';
+import { pdpEnrich } from './input-enrichment.ts';
 import { pdpMetrics } from './pdp-metrics.ts';
 import { ServedDocuments } from './served-documents.ts';
 import { type Evaluator, InThreadEvaluator } from './serving/evaluator.ts';
@@ -89,11 +91,36 @@ export async function buildPdp(deps: PdpDeps): Promise<Pdp> {
     logger,
     metrics,
   });
+  const enrichment = pdpEnrichment(config);
+  let pip: { attributes: AttributeCache; close(): Promise<void> } | undefined;
+  let enrich: ((input: object) => Promise<object>) | undefined;
+  if (enrichment && config.PDP_PIP_ADDR) {
+    const pipClient = { address: config.PDP_PIP_ADDR, deadlineMs: config.PDP_PIP_TIMEOUT };
+    const identity = new GrpcIdentitySource(pipClient);
+    const source = new GrpcAttributeSource(pipClient);
+    // With a bus, the PIP's attribute change events drop cached entries before their TTL.
+    const attributes = new AttributeCache({
+      source,
+      ...(bus ? { bus } : {}),
+      ttlMs: config.PDP_ATTRIBUTE_TTL,
+      maxEntries: config.PDP_ATTRIBUTE_CACHE_SIZE,
+    });
+    pip = {
+      attributes,
+      async close() {
+        await attributes.stop();
+        identity.close();
+        source.close();
+      },
+    };
+    enrich = pdpEnrich(new Enricher({ config: enrichment, attributes, identity }));
+  }
   const decider = new Decider({
     documents,
     evaluator,
     metrics: decisionMetrics,
     ...(decisionLog ? { decisionLog } : {}),
+    ...(enrich ? { enrich } : {}),
   });
 
   const api = new DataApi({
@@ -149,6 +176,10 @@ export async function buildPdp(deps: PdpDeps): Promise<Pdp> {
     health.add(decisionLog);
     await decisionLog.start();
   }
+  if (pip) {
+    health.add(pip.attributes);
+    await pip.attributes.start();
+  }
   health.add(sync);
   await sync.start();
 
@@ -173,6 +204,7 @@ export async function buildPdp(deps: PdpDeps): Promise<Pdp> {
         await Promise.all([app.close(), grpc.shutdown()]);
         await sync.stop();
         await decisionLog?.stop();
+        await pip?.close();
         await evaluator.close();
       })();
       return closed;
