@@ -27,6 +27,8 @@ export type ShippedDecisionLogEntry = DecisionLogEntry & { erased?: string[] };
 export const DEFAULT_DECISION_LOG_REDACT = [
   '/attributes/request/http/headers/authorization',
   '/attributes/request/http/headers/cookie',
+  // A plain (non-Envoy) input carries its bearer token here when the PDP enriches identity.
+  '/token',
 ];
 
 export interface DecisionLoggerOptions {

@@ -48,6 +48,7 @@ describe('loadExtAuthzConfig', () => {
       EXT_AUTHZ_DECISION_LOG_REDACT: [
         '/attributes/request/http/headers/authorization',
         '/attributes/request/http/headers/cookie',
+        '/token',
       ],
     });
   });

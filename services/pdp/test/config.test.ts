@@ -16,6 +16,7 @@ describe('PDP config', () => {
       PDP_DECISION_LOG_REDACT: [
         '/attributes/request/http/headers/authorization',
         '/attributes/request/http/headers/cookie',
+        '/token',
       ],
     });
   });
