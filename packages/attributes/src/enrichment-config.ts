@@ -1,6 +1,6 @@
 // Parses attribute lookups from configuration text (`user:claim=sub`), shared by the services that enrich decision inputs.
-import type { Setting } from '@portcullis/runtime';
-import type { AttributeLookup, IdSelector } from './enrichment.ts';
+import { ConfigError, type Setting } from '@portcullis/runtime';
+import type { AttributeLookup, EnrichmentConfig, IdSelector } from './enrichment.ts';
 
 /**
  * An attribute lookup: `<kind>:<selector>[,<selector>…]`, the first selector yielding an id wins.
@@ -59,4 +59,40 @@ function parseIdSelector(raw: string): IdSelector {
 /** An optional setting holding an attribute lookup (unset: no lookup). */
 export function attributeLookupSetting(opts: { doc: string }): Setting<AttributeLookup | undefined> {
   return { parse: parseAttributeLookup, default: undefined, required: false, doc: opts.doc };
+}
+
+/** The enrichment settings a service declares under its own prefix (`<PREFIX>_PIP_ADDR`, …). */
+export interface EnrichmentSettings {
+  pipAddr: string | undefined;
+  namespace: string;
+  subject: AttributeLookup | undefined;
+  resource: AttributeLookup | undefined;
+}
+
+/**
+ * The Enricher's configuration, or undefined when enrichment is off (no `<prefix>_PIP_ADDR`).
+ * A subject or resource lookup without a PIP is a configuration error naming the PIP address:
+ * the attributes live in the PIP, so the lookup could never be answered.
+ */
+export function enrichmentConfig(
+  prefix: string,
+  settings: EnrichmentSettings,
+  onInvalidToken: NonNullable<EnrichmentConfig['onInvalidToken']>,
+): EnrichmentConfig | undefined {
+  if (settings.pipAddr === undefined || settings.pipAddr === '') {
+    const lookup = settings.subject
+      ? `${prefix}_ENRICH_SUBJECT`
+      : settings.resource
+        ? `${prefix}_ENRICH_RESOURCE`
+        : undefined;
+    if (lookup)
+      throw new ConfigError(`${prefix}_PIP_ADDR`, `must be set for ${lookup} (the PIP holds the attributes)`);
+    return undefined;
+  }
+  return {
+    namespace: settings.namespace,
+    onInvalidToken,
+    ...(settings.subject ? { subject: settings.subject } : {}),
+    ...(settings.resource ? { resource: settings.resource } : {}),
+  };
 }

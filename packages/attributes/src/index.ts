@@ -27,5 +27,10 @@ export {
   type IdentityView,
   type IdSelector,
 } from './enrichment.ts';
-export { attributeLookupSetting, parseAttributeLookup } from './enrichment-config.ts';
+export {
+  attributeLookupSetting,
+  type EnrichmentSettings,
+  enrichmentConfig,
+  parseAttributeLookup,
+} from './enrichment-config.ts';
 export { GrpcAttributeSource, GrpcIdentitySource, type PipClientOptions } from './pip-clients.ts';

@@ -1,5 +1,5 @@
 // Every setting of the Envoy ext_authz adapter, declared once: environment name, type, default and meaning.
-import { attributeLookupSetting, type EnrichmentConfig } from '@portcullis/attributes';
+import { attributeLookupSetting, type EnrichmentConfig, enrichmentConfig } from '@portcullis/attributes';
 import { isHttpDenialStatus } from '@portcullis/envoy-authz';
 import {
   BUS_SETTINGS,
@@ -206,20 +206,14 @@ export function extAuthzBusConfig(config: ExtAuthzConfig): BusConfig {
  * refused token is always rejected (401), as Istio's RequestAuthentication does.
  */
 export function extAuthzEnrichment(config: ExtAuthzConfig): EnrichmentConfig | undefined {
-  if (config.EXT_AUTHZ_PIP_ADDR === undefined || config.EXT_AUTHZ_PIP_ADDR === '') {
-    const lookup = config.EXT_AUTHZ_ENRICH_SUBJECT
-      ? 'EXT_AUTHZ_ENRICH_SUBJECT'
-      : config.EXT_AUTHZ_ENRICH_RESOURCE
-        ? 'EXT_AUTHZ_ENRICH_RESOURCE'
-        : undefined;
-    if (lookup)
-      throw new ConfigError('EXT_AUTHZ_PIP_ADDR', `must be set for ${lookup} (the PIP holds the attributes)`);
-    return undefined;
-  }
-  return {
-    namespace: config.EXT_AUTHZ_ENRICH_NAMESPACE,
-    onInvalidToken: 'reject',
-    ...(config.EXT_AUTHZ_ENRICH_SUBJECT ? { subject: config.EXT_AUTHZ_ENRICH_SUBJECT } : {}),
-    ...(config.EXT_AUTHZ_ENRICH_RESOURCE ? { resource: config.EXT_AUTHZ_ENRICH_RESOURCE } : {}),
-  };
+  return enrichmentConfig(
+    'EXT_AUTHZ',
+    {
+      pipAddr: config.EXT_AUTHZ_PIP_ADDR,
+      namespace: config.EXT_AUTHZ_ENRICH_NAMESPACE,
+      subject: config.EXT_AUTHZ_ENRICH_SUBJECT,
+      resource: config.EXT_AUTHZ_ENRICH_RESOURCE,
+    },
+    'reject',
+  );
 }

@@ -1,8 +1,7 @@
 // Every setting of the PDP, declared once: environment name, type, default and meaning.
-import { attributeLookupSetting, type EnrichmentConfig } from '@portcullis/attributes';
+import { attributeLookupSetting, type EnrichmentConfig, enrichmentConfig } from '@portcullis/attributes';
 import {
   BUS_SETTINGS,
-  ConfigError,
   type ConfigOf,
   DEFAULT_DECISION_LOG_REDACT,
   env,
@@ -149,20 +148,14 @@ export function loadPdpConfig(source: NodeJS.ProcessEnv = process.env): PdpConfi
  * token is annotated, never rejected: the PDP answers decisions, so the policy decides on it.
  */
 export function pdpEnrichment(config: PdpConfig): EnrichmentConfig | undefined {
-  if (config.PDP_PIP_ADDR === undefined || config.PDP_PIP_ADDR === '') {
-    const lookup = config.PDP_ENRICH_SUBJECT
-      ? 'PDP_ENRICH_SUBJECT'
-      : config.PDP_ENRICH_RESOURCE
-        ? 'PDP_ENRICH_RESOURCE'
-        : undefined;
-    if (lookup)
-      throw new ConfigError('PDP_PIP_ADDR', `must be set for ${lookup} (the PIP holds the attributes)`);
-    return undefined;
-  }
-  return {
-    namespace: config.PDP_ENRICH_NAMESPACE,
-    onInvalidToken: 'annotate',
-    ...(config.PDP_ENRICH_SUBJECT ? { subject: config.PDP_ENRICH_SUBJECT } : {}),
-    ...(config.PDP_ENRICH_RESOURCE ? { resource: config.PDP_ENRICH_RESOURCE } : {}),
-  };
+  return enrichmentConfig(
+    'PDP',
+    {
+      pipAddr: config.PDP_PIP_ADDR,
+      namespace: config.PDP_ENRICH_NAMESPACE,
+      subject: config.PDP_ENRICH_SUBJECT,
+      resource: config.PDP_ENRICH_RESOURCE,
+    },
+    'annotate',
+  );
 }
