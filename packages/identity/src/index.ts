@@ -54,6 +54,7 @@ export {
   type ClaimToHeader,
   DEFAULT_JWKS_TIMEOUT_MS,
   DEFAULT_MAX_RESOURCE_BYTES,
+  decodeResourceDocument,
   type JwtHeaderLocation,
   type JwtRule,
   type ParseRequestAuthenticationOptions,

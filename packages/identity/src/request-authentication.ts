@@ -119,14 +119,18 @@ export function parseRequestAuthentication(
   options: ParseRequestAuthenticationOptions = {},
 ): RequestAuthentication {
   const document =
-    typeof input === 'string' || input instanceof Uint8Array ? decodeText(input, options) : input;
+    typeof input === 'string' || input instanceof Uint8Array ? decodeResourceDocument(input, options) : input;
   const problems = new Problems();
   const resource = validateResource(document, problems, options);
   if (problems.list.length > 0 || resource === undefined) throw new InvalidResourceError(problems.list);
   return resource;
 }
 
-function decodeText(input: string | Uint8Array, options: ParseRequestAuthenticationOptions): unknown {
+/** YAML (or JSON) text to a value, bounded in size and strict UTF-8; errors name the line and column. */
+export function decodeResourceDocument(
+  input: string | Uint8Array,
+  options: Pick<ParseRequestAuthenticationOptions, 'maxBytes'> = {},
+): unknown {
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_RESOURCE_BYTES;
   const size = typeof input === 'string' ? Buffer.byteLength(input, 'utf8') : input.byteLength;
   if (size > maxBytes) {

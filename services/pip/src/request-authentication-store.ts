@@ -1,12 +1,11 @@
 // RequestAuthentication resources in Postgres: the documents as submitted, versioned, with change events through the outbox.
 import {
-  DEFAULT_MAX_RESOURCE_BYTES,
+  decodeResourceDocument,
   InvalidResourceError,
   parseRequestAuthentication,
   type RequestAuthentication,
 } from '@portcullis/identity';
 import { type Pool, PortcullisError, withTransaction } from '@portcullis/runtime';
-import yaml from 'js-yaml';
 import { enqueueEvent, IDENTITY_EVENTS_TOPIC, type Queryable } from './pip-outbox.ts';
 
 export interface StoredRequestAuthentication {
@@ -64,7 +63,7 @@ export function acceptResource(
   namespace: string,
   name: string,
 ): { resource: RequestAuthentication; document: Record<string, unknown> } {
-  const decoded = typeof body === 'string' ? decodeYaml(body) : body;
+  const decoded = typeof body === 'string' ? decodeResourceDocument(body) : body;
   if (typeof decoded !== 'object' || decoded === null || Array.isArray(decoded)) {
     throw new InvalidResourceError([{ path: '', reason: 'a RequestAuthentication must be an object' }]);
   }
@@ -87,29 +86,6 @@ export function acceptResource(
   if (problems.length > 0) throw new InvalidResourceError(problems);
   document['metadata'] = { ...meta, name, namespace };
   return { resource: parseRequestAuthentication(document), document };
-}
-
-/** YAML (or JSON) text to a value, bounded in size; errors name the line and column. */
-function decodeYaml(text: string): unknown {
-  const size = Buffer.byteLength(text, 'utf8');
-  if (size > DEFAULT_MAX_RESOURCE_BYTES) {
-    throw new InvalidResourceError([
-      { path: '', reason: `the document is ${size} bytes; the limit is ${DEFAULT_MAX_RESOURCE_BYTES}` },
-    ]);
-  }
-  try {
-    // The core schema is YAML 1.2's JSON-compatible one, as the identity parser uses.
-    return yaml.load(text, { schema: yaml.CORE_SCHEMA });
-  } catch (cause) {
-    const where =
-      cause instanceof yaml.YAMLException && cause.mark
-        ? ` at line ${cause.mark.line + 1}, column ${cause.mark.column + 1}`
-        : '';
-    const reason = cause instanceof yaml.YAMLException ? cause.reason : String(cause);
-    throw new InvalidResourceError([{ path: '', reason: `not valid YAML or JSON${where}: ${reason}` }], {
-      cause,
-    });
-  }
 }
 
 export class RequestAuthenticationStore {
