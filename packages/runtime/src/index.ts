@@ -15,4 +15,5 @@ export * from './metrics.ts';
 export * from './outbox-relay.ts';
 export * from './service.ts';
 export * from './shutdown.ts';
+export * from './threads/thread-pool.ts';
 export * from './tracing.ts';

@@ -1,0 +1,30 @@
+// Messages between a ThreadPool and its threads.
+
+/** An error thrown in a thread, as plain data: structured cloning keeps an Error's message but not its own fields. */
+export interface ThreadError {
+  readonly name: string;
+  readonly message: string;
+  /** The error's own primitive fields (`code`, `kind`, …), for `reviveError` to rebuild it. */
+  readonly fields: Readonly<Record<string, string | number | boolean>>;
+}
+
+/** `configure` carries the pool's state, `run` a task. */
+export interface ToThread {
+  readonly type: 'configure' | 'run';
+  readonly id: number;
+  readonly payload: unknown;
+}
+
+export type FromThread =
+  | { readonly id: number; readonly ok: true; readonly result: unknown }
+  | { readonly id: number; readonly ok: false; readonly error: ThreadError };
+
+export function toThreadError(error: unknown): ThreadError {
+  if (!(error instanceof Error)) return { name: 'Error', message: String(error), fields: {} };
+  const fields: Record<string, string | number | boolean> = {};
+  for (const [key, value] of Object.entries(error)) {
+    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean')
+      fields[key] = value;
+  }
+  return { name: error.name, message: error.message, fields };
+}

@@ -1,0 +1,137 @@
+// A fixed pool of worker threads for CPU-bound tasks, with one piece of state every thread holds.
+import { Worker } from 'node:worker_threads';
+import type { FromThread, ThreadError, ToThread } from './protocol.ts';
+
+export type { ThreadError } from './protocol.ts';
+
+export interface ThreadPoolOptions {
+  /** Threads to run (at least one). */
+  readonly size: number;
+  /** Rebuilds an error a task threw in a thread; by default a plain Error with its name and message. */
+  readonly reviveError?: (error: ThreadError) => Error;
+}
+
+interface Pending {
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+}
+
+interface Slot {
+  worker: Worker;
+  pending: Map<number, Pending>;
+  /** False until a replacement thread holds the current state; tasks go elsewhere meanwhile. */
+  ready: boolean;
+}
+
+const BOOTSTRAP = new URL('./bootstrap.mjs', import.meta.url);
+
+function defaultRevive(error: ThreadError): Error {
+  const revived = new Error(error.message);
+  revived.name = error.name;
+  return revived;
+}
+
+/**
+ * Runs tasks on `module` (a file calling `serveThreadPool`) in `size` threads, so CPU-bound work
+ * leaves the event loop free for the network. What callers may rely on:
+ * - A task goes to the ready thread with the fewest tasks in flight; each is one message round trip.
+ * - `configure(state)` resolves when every thread holds `state`; tasks sent after it resolves see it.
+ *   The last state is given to a replacement thread before it takes tasks.
+ * - A thread that dies fails the tasks it had in flight and is replaced.
+ */
+export class ThreadPool<State, Task, Result> {
+  private readonly slots: Slot[] = [];
+  private readonly reviveError: (error: ThreadError) => Error;
+  private nextId = 1;
+  private state: { value: State } | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly module: URL,
+    options: ThreadPoolOptions,
+  ) {
+    this.reviveError = options.reviveError ?? defaultRevive;
+    for (let i = 0; i < Math.max(1, options.size); i++) this.slots.push(this.spawn());
+  }
+
+  get size(): number {
+    return this.slots.length;
+  }
+
+  /** Threads taking tasks now (a replacement is not until it holds the state). */
+  get ready(): number {
+    return this.slots.filter((slot) => slot.ready).length;
+  }
+
+  /** The threads now running (tests stop one to see it replaced). */
+  threads(): Worker[] {
+    return this.slots.map((slot) => slot.worker);
+  }
+
+  async configure(state: State): Promise<void> {
+    this.state = { value: state };
+    await Promise.all(this.slots.map((slot) => this.send(slot, 'configure', state)));
+  }
+
+  run(task: Task): Promise<Result> {
+    let slot: Slot | undefined;
+    for (const s of this.slots) if (s.ready && (!slot || s.pending.size < slot.pending.size)) slot = s;
+    if (slot === undefined)
+      return Promise.reject(new Error('no pool thread is ready (they are being restarted)'));
+    return this.send(slot, 'run', task) as Promise<Result>;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all(this.slots.map((slot) => slot.worker.terminate()));
+  }
+
+  private spawn(): Slot {
+    const worker = new Worker(BOOTSTRAP, { workerData: { module: this.module.href } });
+    const slot: Slot = { worker, pending: new Map(), ready: true };
+    worker.on('message', (message: FromThread) => this.settle(slot, message));
+    worker.on('error', (error) => this.failAll(slot, error));
+    worker.on('exit', (code) => {
+      this.failAll(slot, new Error(`pool thread exited with code ${code}`));
+      if (!this.closed) void this.replace(slot);
+    });
+    return slot;
+  }
+
+  private async replace(dead: Slot): Promise<void> {
+    const index = this.slots.indexOf(dead);
+    if (index < 0) return;
+    const slot = this.spawn();
+    slot.ready = false;
+    this.slots[index] = slot;
+    try {
+      if (this.state !== undefined) await this.send(slot, 'configure', this.state.value);
+      slot.ready = true;
+    } catch {
+      // The replacement failed too; its own exit handler replaces it again.
+    }
+  }
+
+  private send(slot: Slot, type: ToThread['type'], payload: unknown): Promise<unknown> {
+    if (this.closed) return Promise.reject(new Error('the thread pool is closed'));
+    const message: ToThread = { type, id: this.nextId++, payload };
+    return new Promise((resolve, reject) => {
+      slot.pending.set(message.id, { resolve, reject });
+      slot.worker.postMessage(message);
+    });
+  }
+
+  private settle(slot: Slot, message: FromThread): void {
+    const pending = slot.pending.get(message.id);
+    if (pending === undefined) return;
+    slot.pending.delete(message.id);
+    if (message.ok) pending.resolve(message.result);
+    else pending.reject(this.reviveError(message.error));
+  }
+
+  private failAll(slot: Slot, error: Error): void {
+    for (const pending of slot.pending.values()) pending.reject(error);
+    slot.pending.clear();
+  }
+}

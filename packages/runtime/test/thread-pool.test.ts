@@ -1,0 +1,79 @@
+// ThreadPool: tasks spread over threads, state reaches every thread (and replacements), errors keep their fields.
+import { waitFor } from '@portcullis/testkit';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ThreadPool } from '../src/threads/thread-pool.ts';
+import type { PrefixTask } from './fixtures/prefix-thread.ts';
+
+const MODULE = new URL('./fixtures/prefix-thread.ts', import.meta.url);
+type Pool = ThreadPool<{ prefix: string }, PrefixTask, { text: string; thread: number }>;
+let pool: Pool | undefined;
+
+afterEach(async () => {
+  await pool?.close();
+  pool = undefined;
+});
+
+describe('ThreadPool', () => {
+  it('gives every thread the state and sends each task to the thread with the fewest in flight', async () => {
+    pool = new ThreadPool(MODULE, { size: 2 });
+    await pool.configure({ prefix: 'v1' });
+    const slow = pool.run({ op: 'slow', ms: 300 });
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => pool!.run({ op: 'echo', value: `${i}` })),
+    );
+    expect(answers.map((a) => a.text)).toEqual(['v1:0', 'v1:1', 'v1:2', 'v1:3', 'v1:4', 'v1:5']);
+    const busy = (await slow).thread;
+    // The first quick task went to the thread without the slow one; then in-flight counts tie and alternate.
+    expect(answers[0]!.thread).not.toBe(busy);
+    expect(new Set(answers.map((a) => a.thread)).size).toBe(2);
+    await pool.configure({ prefix: 'v2' });
+    const after = await Promise.all([pool.run({ op: 'slow', ms: 50 }), pool.run({ op: 'echo', value: 'x' })]);
+    expect(after.map((a) => a.text)).toEqual(['v2:slow', 'v2:x']);
+    expect(after[0]!.thread).not.toBe(after[1]!.thread);
+  });
+
+  it('rejects with the error the task threw, its own fields given to reviveError', async () => {
+    pool = new ThreadPool(MODULE, { size: 1 });
+    await expect(pool.run({ op: 'fail' })).rejects.toMatchObject({
+      name: 'RangeError',
+      message: 'no such thing',
+    });
+    await pool.close();
+    const revived: unknown[] = [];
+    pool = new ThreadPool(MODULE, {
+      size: 1,
+      reviveError: (error) => {
+        revived.push(error);
+        return new Error(`revived ${error.fields.code}`);
+      },
+    });
+    await expect(pool.run({ op: 'fail' })).rejects.toThrow('revived thing_missing');
+    expect(revived).toEqual([
+      { name: 'RangeError', message: 'no such thing', fields: { code: 'thing_missing', status: 404 } },
+    ]);
+    // The thread survives a failed task.
+    await expect(pool.run({ op: 'echo', value: 'ok' })).resolves.toMatchObject({ text: '(none):ok' });
+  });
+
+  it('fails the tasks of a thread that dies and replaces it with one that holds the state', async () => {
+    pool = new ThreadPool(MODULE, { size: 2 });
+    await pool.configure({ prefix: 'kept' });
+    const before = pool.threads();
+    await expect(pool.run({ op: 'exit' })).rejects.toThrow('pool thread exited with code 3');
+    await waitFor(() => pool!.ready === 2 && pool!.threads().some((t) => !before.includes(t)), {
+      message: 'a ready replacement thread',
+    });
+    // Keep one thread busy so the next task must go to the other: both answer with the state.
+    const slow = pool.run({ op: 'slow', ms: 200 });
+    const quick = await pool.run({ op: 'echo', value: 'q' });
+    const slowAnswer = await slow;
+    expect([slowAnswer.text, quick.text]).toEqual(['kept:slow', 'kept:q']);
+    expect(quick.thread).not.toBe(slowAnswer.thread);
+  });
+
+  it('refuses tasks once closed', async () => {
+    pool = new ThreadPool(MODULE, { size: 1 });
+    await pool.close();
+    await expect(pool.run({ op: 'echo', value: 'late' })).rejects.toThrow('the thread pool is closed');
+  });
+});
