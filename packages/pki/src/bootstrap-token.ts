@@ -1,4 +1,5 @@
 // Bootstrap tokens: Kubernetes service-account-shaped JWTs that authenticate a workload's first CSR.
+import { createHash } from 'node:crypto';
 import {
   type CryptoKey,
   createLocalJWKSet,
@@ -52,6 +53,12 @@ export interface TokenVerifierOptions {
   readonly algorithms?: readonly string[];
   /** Milliseconds since the epoch; injectable for tests. */
   readonly now?: () => number;
+  /**
+   * Remember verified tokens (by SHA-256) so a caller presenting the same token again costs no
+   * signature check: at most `entries` of them, each until its `exp` or for `maxAgeSeconds`, whichever
+   * is sooner. A key withdrawn from the issuer's set stops admitting a remembered token only then.
+   */
+  readonly cache?: { readonly entries: number; readonly maxAgeSeconds: number };
 }
 
 // Kubernetes object names: namespaces are DNS-1123 labels, service accounts DNS-1123 subdomains.
@@ -194,10 +201,15 @@ export function createTokenVerifier(
   const maxBytes = options.maxTokenBytes ?? DEFAULT_MAX_TOKEN_BYTES;
   const audience = typeof options.audience === 'string' ? options.audience : [...options.audience];
   const algorithms = [...(options.algorithms ?? ['ES256', 'RS256'])];
+  const now = options.now ?? Date.now;
+  const cache = options.cache === undefined ? undefined : new VerifiedTokens(options.cache.entries);
   return async (token) => {
     if (Buffer.byteLength(token) > maxBytes) {
       throw new PkiError('token_too_large', `the bootstrap token is larger than ${maxBytes} bytes`);
     }
+    const digest = cache === undefined ? '' : createHash('sha256').update(token).digest('base64');
+    const remembered = cache?.get(digest, now());
+    if (remembered !== undefined) return remembered;
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, keys, {
@@ -211,8 +223,34 @@ export function createTokenVerifier(
     } catch (error) {
       throw tokenError(error);
     }
-    return callerFromClaims(payload);
+    const caller = callerFromClaims(payload);
+    if (cache !== undefined && options.cache !== undefined && typeof payload.exp === 'number') {
+      cache.set(digest, caller, Math.min(payload.exp * 1000, now() + options.cache.maxAgeSeconds * 1000));
+    }
+    return caller;
   };
+}
+
+/** Verified callers by token digest, oldest dropped first when full. */
+class VerifiedTokens {
+  private readonly entries = new Map<string, { caller: CallerIdentity; until: number }>();
+
+  constructor(private readonly max: number) {}
+
+  get(digest: string, now: number): CallerIdentity | undefined {
+    const entry = this.entries.get(digest);
+    if (entry === undefined) return undefined;
+    if (now < entry.until) return entry.caller;
+    this.entries.delete(digest);
+    return undefined;
+  }
+
+  set(digest: string, caller: CallerIdentity, until: number): void {
+    if (this.max <= 0) return;
+    this.entries.delete(digest);
+    if (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value as string);
+    this.entries.set(digest, { caller, until });
+  }
 }
 
 /** One-shot form of `createTokenVerifier`. */

@@ -198,4 +198,46 @@ describe('bootstrap tokens', () => {
     });
     await expect(byResolver(signed)).resolves.toEqual({ namespace: 'c', serviceAccount: 'd' });
   });
+
+  it('remembers verified tokens until exp or the cache age, whichever is sooner, and at most `entries`', async () => {
+    const { privateKey, publicKey } = await generateKeyPair('ES256');
+    let resolutions = 0;
+    let now = NOW;
+    const verifier = createTokenVerifier({
+      issuer: 'https://k8s',
+      audience: AUDIENCE,
+      keys: async () => {
+        resolutions++;
+        return publicKey;
+      },
+      now: () => now,
+      clockToleranceSeconds: 0,
+      cache: { entries: 2, maxAgeSeconds: 60 },
+    });
+    const mint = (serviceAccount: string, ttlSeconds = 3600) =>
+      mintBootstrapToken(privateKey, {
+        issuer: 'https://k8s',
+        namespace: 'ns',
+        serviceAccount,
+        audience: AUDIENCE,
+        now: NOW,
+        ttlSeconds,
+      });
+    const [a, b, c, short] = await Promise.all([mint('a'), mint('b'), mint('c'), mint('short', 30)]);
+    await expect(verifier(a)).resolves.toEqual({ namespace: 'ns', serviceAccount: 'a' });
+    await expect(verifier(a)).resolves.toEqual({ namespace: 'ns', serviceAccount: 'a' });
+    expect(resolutions).toBe(1);
+    now = NOW + 61_000;
+    await verifier(a);
+    expect(resolutions).toBe(2);
+    // Full at two: b and c push a out.
+    await verifier(b);
+    await verifier(c);
+    await verifier(a);
+    expect(resolutions).toBe(5);
+    now = NOW;
+    await verifier(short);
+    now = NOW + 31_000;
+    await expect(verifier(short)).rejects.toMatchObject({ code: 'token_expired' });
+  });
 });
