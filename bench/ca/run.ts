@@ -28,12 +28,15 @@ const { values: args } = parseArgs({
     seconds: { type: 'string', default: '5' },
     concurrency: { type: 'string', default: '16' },
     channels: { type: 'string', default: '4' },
+    // CA_SIGNING_THREADS for the CA under test: 0 is its default (one per CPU), -1 signs on the event loop.
+    'signing-threads': { type: 'string', default: '0' },
     out: { type: 'string', default: join(ROOT, 'bench/results/ca.json') },
   },
 });
 const SECONDS = Number(args.seconds);
 const CONCURRENCY = Number(args.concurrency);
 const CHANNELS = Number(args.channels);
+const SIGNING_THREADS = Number(args['signing-threads']);
 
 interface Run {
   csr_key: KeyType;
@@ -150,6 +153,7 @@ async function runCa(
       CA_KEY_ENCRYPTION_KEY: 'bench-key-encryption-secret-0123456789',
       CA_SIGNING_KEY_TYPE: caKey,
       CA_BOOTSTRAP_JWKS_FILE: jwksFile,
+      CA_SIGNING_THREADS: String(SIGNING_THREADS),
       LOG_LEVEL: 'warn',
     },
     { cwd: ROOT, readyUrl: `http://127.0.0.1:${http}/readyz`, readyTimeoutMs: 60_000 },
@@ -268,7 +272,12 @@ async function main(): Promise<void> {
     );
     const report = {
       benchmark: 'ca',
-      settings: { seconds: SECONDS, concurrency: CONCURRENCY, channels: CHANNELS },
+      settings: {
+        seconds: SECONDS,
+        concurrency: CONCURRENCY,
+        channels: CHANNELS,
+        signing_threads: SIGNING_THREADS,
+      },
       machine: { ...load, after: loadavg().map((x) => round(x)), node: process.version },
       runs,
     };

@@ -120,7 +120,7 @@ export interface OpenAuthorityOptions
 
 export interface OpenedAuthority {
   readonly state: AuthorityState;
-  /** Signs with the active CA; the decrypted key lives only inside it. */
+  /** Signs with the active CA; the decrypted key lives only inside it (and its `portableOptions` copies). */
   readonly issuer: Issuer;
   /** PEM roots, oldest first. */
   readonly trustBundlePem: readonly string[];

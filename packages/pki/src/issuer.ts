@@ -85,6 +85,7 @@ export class Issuer {
   readonly rootCertificate: CertificateInfo;
 
   private readonly signer: Signer;
+  private readonly signingKey: KeyObject;
   private readonly now: () => number;
   private readonly notAfterLimit: number;
   private readonly fixed: {
@@ -138,6 +139,7 @@ export class Issuer {
       );
     }
     this.signer = signer;
+    this.signingKey = options.signingKey;
     this.signingCertificate = signing;
     this.rootCertificate = root;
     this.caChainPem = Object.freeze(chain.map((cert) => cert.pem));
@@ -154,6 +156,21 @@ export class Issuer {
       authorityKeyId: der.preEncoded(
         encode(authorityKeyIdentifierExtension(signing.subjectKeyId ?? keyIdentifier(signing.spkiDer))),
       ),
+    };
+  }
+
+  /**
+   * What rebuilds this issuer in another thread (a KeyObject survives structured cloning; a clock
+   * function would not, so the copy reads the system clock).
+   */
+  portableOptions(): IssuerOptions {
+    return {
+      caChainPem: this.caChainPem,
+      signingKey: this.signingKey,
+      trustDomain: this.trustDomain,
+      defaultTtlSeconds: this.defaultTtlSeconds,
+      maxTtlSeconds: this.maxTtlSeconds,
+      maxCsrBytes: this.maxCsrBytes,
     };
   }
 

@@ -26,6 +26,7 @@ import { addCaServices } from './certificate-service.ts';
 import type { CaConfig } from './config.ts';
 import { IssuanceLog } from './issuance-log.ts';
 import { ServingIdentity } from './serving-identity.ts';
+import { type CertificateSigner, eventLoopSigner, threadSigner } from './signing.ts';
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../migrations', import.meta.url));
 
@@ -107,6 +108,12 @@ export async function buildCa(deps: CaDeps): Promise<Ca> {
     if (verifyToken === undefined) {
       logger.warn('no bootstrap token keys configured: only mutual-TLS renewals can be served');
     }
+    // An injected clock is the authority's, which threads cannot share: tests that move time sign here.
+    const signer: CertificateSigner =
+      config.CA_SIGNING_THREADS < 0 || deps.now !== undefined
+        ? eventLoopSigner(authority)
+        : await threadSigner(authority, config.CA_SIGNING_THREADS, logger);
+    stops.push(() => signer.close());
     const log = new IssuanceLog(pool);
     const refreshHintSeconds = Math.max(1, Math.floor(config.CA_BUNDLE_REFRESH_HINT / 1000));
     const grpcServer = new GrpcServer({
@@ -117,6 +124,7 @@ export async function buildCa(deps: CaDeps): Promise<Ca> {
     });
     addCaServices(grpcServer, loadProtos(CA_PROTOS), {
       authority,
+      signer,
       authenticator: new CallerAuthenticator(config.CA_TRUST_DOMAIN, verifyToken),
       log,
       metrics,

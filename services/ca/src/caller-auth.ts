@@ -6,7 +6,9 @@ import {
   createTokenVerifier,
   identityFromPeerCertificate,
   isPkiError,
+  PkiError,
   type PkiErrorKind,
+  type WorkloadSpiffeId,
 } from '@portcullis/pki';
 import { ConfigError, type ErrorCode, PortcullisError } from '@portcullis/runtime';
 import { createRemoteJWKSet, type JSONWebKeySet } from 'jose';
@@ -71,22 +73,28 @@ export function refusalOf(error: unknown, field?: string): Refusal | undefined {
 
 const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
 
+/** Client certificates seen recently: a renewing workload's certificate is parsed once, not per call. */
+const PEER_CACHE_ENTRIES = 4096;
+/** Verified bootstrap tokens remembered, and for how long at most (see `createTokenVerifier`). */
+const TOKEN_CACHE = { entries: 10_000, maxAgeSeconds: 60 };
+
 /**
  * Contract: a verified client certificate wins over a token (Istio's order: client certificate, then
  * JWT), so a workload renewing over mutual TLS needs no token; without either, `no_credentials`.
  */
 export class CallerAuthenticator {
+  private readonly peers = new Map<string, { id: WorkloadSpiffeId; notAfter: number }>();
+
   constructor(
     private readonly trustDomain: string,
     private readonly verifyToken: TokenVerifier | undefined,
+    private readonly now: () => number = Date.now,
   ) {}
 
   async authenticate(credentials: CallCredentials): Promise<AuthenticatedCaller> {
     try {
       if (credentials.peerCertificate !== undefined) {
-        const id = identityFromPeerCertificate(credentials.peerCertificate, {
-          trustDomain: this.trustDomain,
-        });
+        const id = this.peerIdentity(credentials.peerCertificate);
         return {
           method: 'mtls',
           namespace: id.namespace,
@@ -108,6 +116,27 @@ export class CallerAuthenticator {
         { details: [{ reason: 'no_credentials' }] },
       ),
     );
+  }
+
+  /**
+   * The handshake verified the chain and validity when the connection opened; a connection can
+   * outlive its client certificate, so expiry is checked again on every call.
+   */
+  private peerIdentity(peer: PeerCertificate): WorkloadSpiffeId {
+    const fingerprint = typeof peer.fingerprint256 === 'string' ? peer.fingerprint256 : '';
+    let known = this.peers.get(fingerprint);
+    if (known === undefined) {
+      known = {
+        id: identityFromPeerCertificate(peer, { trustDomain: this.trustDomain }),
+        notAfter: Date.parse(peer.valid_to),
+      };
+      if (this.peers.size >= PEER_CACHE_ENTRIES) this.peers.delete(this.peers.keys().next().value as string);
+      if (fingerprint !== '') this.peers.set(fingerprint, known);
+    }
+    if (!(this.now() < known.notAfter)) {
+      throw new PkiError('peer_unauthenticated', 'the client certificate has expired');
+    }
+    return known.id;
   }
 
   private async fromToken(header: string): Promise<AuthenticatedCaller> {
@@ -145,7 +174,11 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 
 /** The bootstrap-token verifier the configuration asks for, or undefined when tokens are not accepted. */
 export async function bootstrapTokenVerifier(config: CaConfig): Promise<TokenVerifier | undefined> {
-  const common = { issuer: config.CA_BOOTSTRAP_ISSUER, audience: config.CA_BOOTSTRAP_AUDIENCE };
+  const common = {
+    issuer: config.CA_BOOTSTRAP_ISSUER,
+    audience: config.CA_BOOTSTRAP_AUDIENCE,
+    cache: TOKEN_CACHE,
+  };
   if (config.CA_BOOTSTRAP_JWKS_URL !== undefined) {
     return createTokenVerifier({
       ...common,

@@ -7,6 +7,7 @@ import type { CaAuthority } from './ca-authority.ts';
 import type { CaMetrics } from './ca-metrics.ts';
 import { type AuthenticatedCaller, type CallerAuthenticator, refusalOf } from './caller-auth.ts';
 import type { IssuanceLog } from './issuance-log.ts';
+import type { CertificateSigner } from './signing.ts';
 
 export interface CreateCertificateRequest {
   csr: string;
@@ -17,6 +18,7 @@ export interface CreateCertificateRequest {
 
 export interface CertificateServiceDeps {
   readonly authority: CaAuthority;
+  readonly signer: CertificateSigner;
   readonly authenticator: CallerAuthenticator;
   readonly log: IssuanceLog;
   readonly metrics: CaMetrics;
@@ -57,10 +59,9 @@ export async function createCertificate(
   let caller: AuthenticatedCaller | undefined;
   try {
     caller = await deps.authenticator.authenticate(credentials);
-    const { issuer } = deps.authority.current();
     const started = process.hrtime.bigint();
     const ttlSeconds = requestedTtl(request.validity_duration);
-    const issued = issuer.issue({
+    const issued = await deps.signer.issue({
       csr: request.csr ?? '',
       caller,
       ...(ttlSeconds === undefined ? {} : { ttlSeconds }),

@@ -115,6 +115,13 @@ export const CA_CONFIG = {
     defaultDoc: '`64KiB`',
     doc: 'Largest accepted CSR; a larger gRPC message is refused before it is read.',
   }),
+  CA_SIGNING_THREADS: env.int({
+    default: 0,
+    min: -1,
+    max: 64,
+    defaultDoc: '0 (one per CPU, at most 4)',
+    doc: 'Threads that validate CSRs and sign, so the event loop keeps serving gRPC meanwhile; `-1` signs on the event loop (one CPU).',
+  }),
   CA_GRPC_TLS: env.bool({
     default: true,
     doc: 'Serve gRPC over TLS with a certificate from this CA (and accept client certificates for renewal). `false` serves plaintext, bootstrap tokens only, for a one-machine stack.',
