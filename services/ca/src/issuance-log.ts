@@ -23,23 +23,25 @@ interface Pending {
 /**
  * Contract: `record` resolves only once the row is committed, and rejects if it was not; the caller
  * must not hand out the certificate before. Concurrent records are written together (group commit):
- * while one INSERT is in flight the next ones queue and go out as one multi-row INSERT, so under load
- * the database sees a few statements per batch instead of one per certificate, and alone a record
- * waits for no timer.
+ * a record that arrives while the INSERTs in flight are at their limit waits, and the waiting ones go
+ * out as one multi-row INSERT. Two INSERTs may be in flight, so a record arriving just after one
+ * started does not wait for that commit's disk flush before its own begins; alone, a record waits
+ * for no timer.
  */
 export class IssuanceLog {
   private queue: Pending[] = [];
-  private flushing = false;
+  private inFlight = 0;
 
   constructor(
     private readonly pool: Pool,
     private readonly maxBatch = 500,
+    private readonly maxInFlight = 2,
   ) {}
 
   record(record: IssuanceRecord): Promise<void> {
     return new Promise((resolve, reject) => {
       this.queue.push({ record, resolve, reject });
-      if (!this.flushing) void this.flush();
+      this.flush();
     });
   }
 
@@ -48,21 +50,23 @@ export class IssuanceLog {
     return appendAudit(this.pool, { ...entry, action: 'certificate.refused' });
   }
 
-  private async flush(): Promise<void> {
-    this.flushing = true;
-    try {
-      while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, this.maxBatch);
-        try {
-          await this.insert(batch.map((p) => p.record));
+  private flush(): void {
+    if (this.inFlight >= this.maxInFlight || this.queue.length === 0) return;
+    const batch = this.queue.splice(0, this.maxBatch);
+    this.inFlight++;
+    this.insert(batch.map((p) => p.record))
+      .then(
+        () => {
           for (const p of batch) p.resolve();
-        } catch (error) {
+        },
+        (error: unknown) => {
           for (const p of batch) p.reject(error);
-        }
-      }
-    } finally {
-      this.flushing = false;
-    }
+        },
+      )
+      .finally(() => {
+        this.inFlight--;
+        this.flush();
+      });
   }
 
   private async insert(records: readonly IssuanceRecord[]): Promise<void> {
