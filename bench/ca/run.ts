@@ -10,14 +10,17 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
+  createAuthority,
   createCsr,
   createDevelopmentTokenIssuer,
   generateKeyPair,
+  issueServingCertificate,
   type KeyType,
+  trustBundleOf,
   validateCsr,
 } from '@portcullis/pki';
 import { CaClient, fetchTrustBundle } from '@portcullis/pki/ca-client';
-import { spawnService } from '@portcullis/testkit';
+import { spawnService, waitFor } from '@portcullis/testkit';
 import pg from 'pg';
 import { freePorts } from '../../scripts/lib/free-port.mjs';
 import { startPostgres } from '../../scripts/lib/postgres.mjs';
@@ -50,6 +53,8 @@ interface Run {
   sign_and_csr_verify_per_second: number;
   ratio_to_raw_sign: number;
   ratio_to_sign_and_verify: number;
+  /** Against the transport floor with the same caller kind (P-256 only). */
+  ratio_to_floor?: number;
 }
 
 const pct = (sorted: number[], p: number) =>
@@ -125,13 +130,96 @@ async function measure(
   return { issued: latencies.length, seconds: (performance.now() - started) / 1000, latencies };
 }
 
+interface Floor {
+  auth: 'mtls' | 'token';
+  per_second: number;
+  p50_ms: number;
+  p99_ms: number;
+}
+
+interface Credentials {
+  bundle: string[];
+  token: string;
+  client: { keyPem: string; chainPem: string[] };
+}
+
+const clientsFor = (address: string, trust: string[], auth: 'mtls' | 'token', c: Credentials) =>
+  Array.from(
+    { length: CHANNELS },
+    () =>
+      new CaClient({
+        address,
+        trustBundle: () => trust,
+        ...(auth === 'token' ? { token: () => c.token } : { clientCertificate: () => c.client }),
+      }),
+  );
+
+/** The transport floor (bench/ca/constant-server.ts) measured with the same clients and CSRs. */
+async function measureFloor(work: string, c: Credentials, pool: string[]): Promise<Floor[]> {
+  const secret = 'bench-floor-secret-0123456789abcdef';
+  const state = await createAuthority({ trustDomain: 'cluster.local', secret });
+  const serving = await generateKeyPair('ec-p256');
+  const { chainPem } = await issueServingCertificate(state, {
+    secret,
+    publicKey: serving.publicKey,
+    ttlSeconds: 3600,
+    dnsNames: ['localhost'],
+  });
+  const files = {
+    BENCH_TLS_KEY_FILE: String(serving.privateKey.export({ format: 'pem', type: 'pkcs8' })),
+    BENCH_TLS_CHAIN_FILE: chainPem.join(''),
+    BENCH_CLIENT_CA_FILE: c.bundle.join(''),
+    BENCH_ANSWER_FILE: JSON.stringify(c.client.chainPem),
+  };
+  const env: Record<string, string> = {};
+  for (const [name, content] of Object.entries(files)) {
+    env[name] = join(work, `floor-${name.toLowerCase()}`);
+    await writeFile(env[name], content);
+  }
+  const [port] = await freePorts(1);
+  env.BENCH_GRPC_PORT = String(port);
+  const floor = await spawnService(
+    process.execPath,
+    ['--import', 'tsx', 'bench/ca/constant-server.ts'],
+    env,
+    {
+      cwd: ROOT,
+    },
+  );
+  try {
+    await waitFor(() => floor.output().includes('listening'), {
+      timeoutMs: 30_000,
+      message: 'the floor server',
+    });
+    const rows: Floor[] = [];
+    for (const auth of ['mtls', 'token'] as const) {
+      const clients = clientsFor(`127.0.0.1:${port}`, trustBundleOf(state), auth, c);
+      try {
+        const { issued, seconds, latencies } = await measure(clients, pool);
+        const sorted = latencies.sort((a, b) => a - b);
+        rows.push({
+          auth,
+          per_second: round(issued / seconds, 0),
+          p50_ms: round(pct(sorted, 50)),
+          p99_ms: round(pct(sorted, 99)),
+        });
+      } finally {
+        for (const client of clients) client.close();
+      }
+    }
+    return rows;
+  } finally {
+    await floor.stop();
+  }
+}
+
 async function runCa(
   databaseUrl: string,
   caKey: KeyType,
   csrKey: KeyType,
   auths: ('mtls' | 'token')[],
   work: string,
-): Promise<Run[]> {
+): Promise<{ runs: Run[]; floor: Floor[] }> {
   const admin = new pg.Client({ connectionString: databaseUrl });
   admin.on('error', () => {});
   await admin.connect();
@@ -177,19 +265,10 @@ async function runCa(
     first.close();
     const keyPem = String(privateKey.export({ format: 'pem', type: 'pkcs8' }));
     const refs = await references(caKey, csrKey);
+    const credentials: Credentials = { bundle, token, client: { keyPem, chainPem } };
     const runs: Run[] = [];
     for (const auth of auths) {
-      const batch = Array.from(
-        { length: CHANNELS },
-        () =>
-          new CaClient({
-            address,
-            trustBundle: () => bundle,
-            ...(auth === 'token'
-              ? { token: () => token }
-              : { clientCertificate: () => ({ keyPem, chainPem }) }),
-          }),
-      );
+      const batch = clientsFor(address, bundle, auth, credentials);
       clients.push(...batch);
       const { issued, seconds, latencies } = await measure(batch, pool);
       const sorted = latencies.sort((a, b) => a - b);
@@ -209,7 +288,8 @@ async function runCa(
       });
       for (const c of batch) c.close();
     }
-    return runs;
+    // The floor only for P-256, the case the target is about.
+    return { runs, floor: csrKey === 'ec-p256' ? await measureFloor(work, credentials, pool) : [] };
   } finally {
     for (const c of clients) c.close();
     await ca.stop();
@@ -236,10 +316,14 @@ async function main(): Promise<void> {
       stopPostgres = () => server.stop();
       databaseUrl = server.url;
     }
-    const runs = [
-      ...(await runCa(databaseUrl, 'ec-p256', 'ec-p256', ['mtls', 'token'], work)),
-      ...(await runCa(databaseUrl, 'rsa-2048', 'rsa-2048', ['mtls'], work)),
-    ];
+    const p256 = await runCa(databaseUrl, 'ec-p256', 'ec-p256', ['mtls', 'token'], work);
+    const rsa = await runCa(databaseUrl, 'rsa-2048', 'rsa-2048', ['mtls'], work);
+    const runs = [...p256.runs, ...rsa.runs];
+    const floor = p256.floor;
+    for (const run of p256.runs) {
+      const same = floor.find((f) => f.auth === run.auth);
+      if (same) run.ratio_to_floor = round(run.per_second / same.per_second, 3);
+    }
     const header = [
       'CSR key',
       'CA key',
@@ -251,6 +335,7 @@ async function main(): Promise<void> {
       'sign+verify/s',
       '÷raw',
       '÷sign+verify',
+      '÷floor',
     ];
     const rows = runs.map((r) => [
       r.csr_key,
@@ -263,12 +348,28 @@ async function main(): Promise<void> {
       String(r.sign_and_csr_verify_per_second),
       String(r.ratio_to_raw_sign),
       String(r.ratio_to_sign_and_verify),
+      String(r.ratio_to_floor ?? ''),
     ]);
+    for (const f of floor) {
+      rows.push([
+        'floor',
+        'none',
+        f.auth,
+        String(f.per_second),
+        String(f.p50_ms),
+        String(f.p99_ms),
+        '',
+        '',
+        '',
+        '',
+        '',
+      ]);
+    }
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
     for (const row of [header, ...rows])
       process.stdout.write(`${row.map((c, i) => c.padEnd(widths[i]!)).join('  ')}\n`);
     process.stdout.write(
-      `\n${SECONDS}s per run, ${CONCURRENCY} calls in flight over ${CHANNELS} clients (grpc-js may share one HTTP/2 connection between them); targets: P-256 issued/s ≥ 0.5 × raw sign/s, p99 < 20 ms\n`,
+      `\n${SECONDS}s per run, ${CONCURRENCY} calls in flight over ${CHANNELS} clients (grpc-js may share one HTTP/2 connection between them); floor: the same gRPC/TLS stack answering a constant chain; targets: P-256 issued/s ≥ 0.5 × raw sign/s, p99 < 20 ms\n`,
     );
     const report = {
       benchmark: 'ca',
@@ -280,6 +381,7 @@ async function main(): Promise<void> {
       },
       machine: { ...load, after: loadavg().map((x) => round(x)), node: process.version },
       runs,
+      floor,
     };
     await mkdir(resolve(args.out, '..'), { recursive: true });
     await writeFile(args.out, `${JSON.stringify(report, null, 2)}\n`);
