@@ -16,19 +16,23 @@ afterEach(async () => {
 describe('ThreadPool', () => {
   it('gives every thread the state and sends each task to the thread with the fewest in flight', async () => {
     pool = new ThreadPool(MODULE, { size: 2 });
-    await pool.configure({ prefix: 'v1' });
+    const answers0 = await pool.configure('p', { prefix: 'v1' });
+    // Each thread answered once.
+    expect(new Set(answers0).size).toBe(2);
     const slow = pool.run({ op: 'slow', ms: 300 });
     const answers = await Promise.all(
       Array.from({ length: 6 }, (_, i) => pool!.run({ op: 'echo', value: `${i}` })),
     );
-    expect(answers.map((a) => a.text)).toEqual(['v1:0', 'v1:1', 'v1:2', 'v1:3', 'v1:4', 'v1:5']);
+    expect(answers.map((a) => a.text)).toEqual(['p=v1:0', 'p=v1:1', 'p=v1:2', 'p=v1:3', 'p=v1:4', 'p=v1:5']);
     const busy = (await slow).thread;
     // The first quick task went to the thread without the slow one; then in-flight counts tie and alternate.
     expect(answers[0]!.thread).not.toBe(busy);
     expect(new Set(answers.map((a) => a.thread)).size).toBe(2);
-    await pool.configure({ prefix: 'v2' });
+    // Not awaited: tasks sent after the call already see the state.
+    void pool.configure('p', { prefix: 'v2' });
+    void pool.configure('q', { prefix: 'w' });
     const after = await Promise.all([pool.run({ op: 'slow', ms: 50 }), pool.run({ op: 'echo', value: 'x' })]);
-    expect(after.map((a) => a.text)).toEqual(['v2:slow', 'v2:x']);
+    expect(after.map((a) => a.text)).toEqual(['p=v2,q=w:slow', 'p=v2,q=w:x']);
     expect(after[0]!.thread).not.toBe(after[1]!.thread);
   });
 
@@ -55,9 +59,11 @@ describe('ThreadPool', () => {
     await expect(pool.run({ op: 'echo', value: 'ok' })).resolves.toMatchObject({ text: '(none):ok' });
   });
 
-  it('fails the tasks of a thread that dies and replaces it with one that holds the state', async () => {
+  it('fails the tasks of a thread that dies and replaces it with one that holds the last state of every key', async () => {
     pool = new ThreadPool(MODULE, { size: 2 });
-    await pool.configure({ prefix: 'kept' });
+    await pool.configure('p', { prefix: 'old' });
+    await pool.configure('q', { prefix: 'kept' });
+    await pool.configure('p', { prefix: 'new' });
     const before = pool.threads();
     await expect(pool.run({ op: 'exit' })).rejects.toThrow('pool thread exited with code 3');
     await waitFor(() => pool!.ready === 2 && pool!.threads().some((t) => !before.includes(t)), {
@@ -67,7 +73,8 @@ describe('ThreadPool', () => {
     const slow = pool.run({ op: 'slow', ms: 200 });
     const quick = await pool.run({ op: 'echo', value: 'q' });
     const slowAnswer = await slow;
-    expect([slowAnswer.text, quick.text]).toEqual(['kept:slow', 'kept:q']);
+    // The replacement holds the last state of every key.
+    expect([slowAnswer.text, quick.text]).toEqual(['p=new,q=kept:slow', 'p=new,q=kept:q']);
     expect(quick.thread).not.toBe(slowAnswer.thread);
   });
 

@@ -49,7 +49,7 @@ export async function threadSigner(
     size: threads > 0 ? threads : Math.min(4, availableParallelism()),
     reviveError: revivePkiError,
   });
-  const configure = (active: ActiveAuthority) => pool.configure(active.issuer.portableOptions());
+  const configure = (active: ActiveAuthority) => pool.configure('issuer', active.issuer.portableOptions());
   try {
     await configure(authority.current());
   } catch (error) {

@@ -8,7 +8,7 @@ export interface ThreadError {
   readonly fields: Readonly<Record<string, string | number | boolean>>;
 }
 
-/** `configure` carries the pool's state, `run` a task. */
+/** `configure` carries `{ key, state }`, `run` a task. */
 export interface ToThread {
   readonly type: 'configure' | 'run';
   readonly id: number;

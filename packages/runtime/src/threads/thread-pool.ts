@@ -1,4 +1,4 @@
-// A fixed pool of worker threads for CPU-bound tasks, with one piece of state every thread holds.
+// A fixed pool of worker threads for CPU-bound tasks, with state every thread holds.
 import { Worker } from 'node:worker_threads';
 import type { FromThread, ThreadError, ToThread } from './protocol.ts';
 
@@ -35,15 +35,17 @@ function defaultRevive(error: ThreadError): Error {
  * Runs tasks on `module` (a file calling `serveThreadPool`) in `size` threads, so CPU-bound work
  * leaves the event loop free for the network. What callers may rely on:
  * - A task goes to the ready thread with the fewest tasks in flight; each is one message round trip.
- * - `configure(state)` resolves when every thread holds `state`; tasks sent after it resolves see it.
- *   The last state is given to a replacement thread before it takes tasks.
+ * - `configure(key, state)` resolves, with each thread's answer, when every thread holds `state` under
+ *   `key`; a task sent after the call (not only after it resolves) sees it, since a thread handles
+ *   its messages in order. A replacement thread is given the last state of every key, in the order
+ *   the keys were last configured, before it takes tasks.
  * - A thread that dies fails the tasks it had in flight and is replaced.
  */
 export class ThreadPool<State, Task, Result> {
   private readonly slots: Slot[] = [];
   private readonly reviveError: (error: ThreadError) => Error;
   private nextId = 1;
-  private state: { value: State } | undefined;
+  private readonly states = new Map<string, State>();
   private closed = false;
 
   constructor(
@@ -68,9 +70,10 @@ export class ThreadPool<State, Task, Result> {
     return this.slots.map((slot) => slot.worker);
   }
 
-  async configure(state: State): Promise<void> {
-    this.state = { value: state };
-    await Promise.all(this.slots.map((slot) => this.send(slot, 'configure', state)));
+  configure(key: string, state: State): Promise<unknown[]> {
+    this.states.delete(key);
+    this.states.set(key, state);
+    return Promise.all(this.slots.map((slot) => this.send(slot, 'configure', { key, state })));
   }
 
   run(task: Task): Promise<Result> {
@@ -106,7 +109,7 @@ export class ThreadPool<State, Task, Result> {
     slot.ready = false;
     this.slots[index] = slot;
     try {
-      if (this.state !== undefined) await this.send(slot, 'configure', this.state.value);
+      for (const [key, state] of this.states) await this.send(slot, 'configure', { key, state });
       slot.ready = true;
     } catch {
       // The replacement failed too; its own exit handler replaces it again.

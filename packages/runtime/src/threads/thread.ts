@@ -3,8 +3,11 @@ import { parentPort } from 'node:worker_threads';
 import { type FromThread, type ToThread, toThreadError } from './protocol.ts';
 
 export interface ThreadHandlers<State, Task, Result> {
-  /** Replaces the thread's state; runs before any task that follows it, and again in a replacement thread. */
-  configure(state: State): void | Promise<void>;
+  /**
+   * Sets the state under `key`; runs before any task sent after it, and again in a replacement thread.
+   * What it returns is the thread's answer to `ThreadPool.configure`.
+   */
+  configure(state: State, key: string): unknown;
   run(task: Task): Result | Promise<Result>;
 }
 
@@ -12,12 +15,13 @@ export interface ThreadHandlers<State, Task, Result> {
 export function serveThreadPool<State, Task, Result>(handlers: ThreadHandlers<State, Task, Result>): void {
   const port = parentPort;
   if (port === null) throw new Error('serveThreadPool must run in a worker thread');
+  const configure = ({ key, state }: { key: string; state: State }) => handlers.configure(state, key);
   port.on('message', async (message: ToThread) => {
     let reply: FromThread;
     try {
       const result =
         message.type === 'configure'
-          ? await handlers.configure(message.payload as State)
+          ? await configure(message.payload as { key: string; state: State })
           : await handlers.run(message.payload as Task);
       reply = { id: message.id, ok: true, result };
     } catch (error) {
