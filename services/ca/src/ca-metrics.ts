@@ -4,7 +4,7 @@ import { Counter, Gauge, Histogram, LATENCY_BUCKETS, type ServiceMetrics } from 
 export interface CaMetrics {
   issued: Counter<'key_type' | 'auth'>;
   refused: Counter<'reason'>;
-  /** CSR validation and signing only: what the CA's key costs, without the network or the database. */
+  /** CSR validation and signing (and the wait for a signing thread): without the network or the database. */
   signing: Histogram<'key_type'>;
   /** The issuance record's commit, which every certificate waits for. */
   recordWrite: Histogram;
@@ -29,7 +29,7 @@ export function createCaMetrics(metrics: ServiceMetrics): CaMetrics {
     }),
     signing: new Histogram({
       name: 'portcullis_ca_signing_duration_seconds',
-      help: 'CSR validation and certificate signing time, by the CSR key type.',
+      help: 'CSR validation and certificate signing time, by the CSR key type (with signing threads, the wait for a thread included).',
       labelNames: ['key_type'],
       buckets: LATENCY_BUCKETS,
       registers,
