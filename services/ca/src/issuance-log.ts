@@ -70,10 +70,12 @@ export class IssuanceLog {
   }
 
   private async insert(records: readonly IssuanceRecord[]): Promise<void> {
-    await this.pool.query(
-      `INSERT INTO ca_issuances (serial, spiffe_id, not_before, not_after, caller, auth_method, key_type)
+    await this.pool.query({
+      // Named, so each connection parses and plans it once: under load this statement runs hundreds of times a second.
+      name: 'ca_issuances_insert',
+      text: `INSERT INTO ca_issuances (serial, spiffe_id, not_before, not_after, caller, auth_method, key_type)
        SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::text[], $7::text[])`,
-      [
+      values: [
         records.map((r) => r.serial),
         records.map((r) => r.spiffeId),
         records.map((r) => r.notBefore.toISOString()),
@@ -82,6 +84,6 @@ export class IssuanceLog {
         records.map((r) => r.authMethod),
         records.map((r) => r.keyType),
       ],
-    );
+    });
   }
 }
