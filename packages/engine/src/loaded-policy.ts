@@ -4,7 +4,7 @@ import type { BuiltinTable } from './builtins/builtin-types.ts';
 import { HOST_BUILTINS } from './builtins/index.ts';
 import { EngineError } from './engine-error.ts';
 import { normalizeEntrypoint } from './entrypoint-path.ts';
-import { WasmPolicy } from './wasm-policy.ts';
+import { type InstanceRemains, WasmPolicy } from './wasm-policy.ts';
 
 /** An immutable, compiled revision of a bundle as the PAP stores and the PDPs fetch it. */
 export interface Revision {
@@ -14,6 +14,11 @@ export interface Revision {
   digest: string;
   wasm: Uint8Array;
   data: unknown;
+  /**
+   * `data` already serialized as UTF-8 JSON; when present it is loaded instead of `data`, which may then be
+   * left undefined (the PDP's worker threads get the text rather than a clone of the object each).
+   */
+  dataJson?: string | Uint8Array;
   /** Decisions this revision serves (`envoy/authz/allow`); empty means every entrypoint the module has. */
   entrypoints: string[];
 }
@@ -84,6 +89,15 @@ export class LoadedPolicy {
     this.entrypoints = [...ids.keys()];
   }
 
+  /**
+   * Ends this revision's service: its instance evaluates nothing more (calls throw `bundle_not_loaded`) and
+   * its memory and module go to the next revision of the bundle. The engine calls this when a load replaces
+   * or unloads it, which is safe because evaluation is synchronous: nothing is running on it then.
+   */
+  retire(): InstanceRemains | undefined {
+    return this.wasm.retire();
+  }
+
   /** Whether this policy serves the (normalized) entrypoint. */
   serves(entrypoint: string): boolean {
     return this.ids.has(entrypoint);
@@ -146,15 +160,24 @@ function extractResult(set: string): string | undefined {
   return JSON.stringify(parsed[0]!.result);
 }
 
-/** Instantiates a revision: compiles the module, checks its builtins and entrypoints, and sets its data. */
-export async function loadRevision(rev: Revision, options: LoadOptions = {}): Promise<LoadedPolicy> {
+/**
+ * Instantiates a revision: compiles the module, checks its builtins and entrypoints, and sets its data.
+ * `reuse` is what a retired revision left (its memory is overwritten: nothing may evaluate on it any more).
+ */
+export async function loadRevision(
+  rev: Revision,
+  options: LoadOptions = {},
+  reuse?: InstanceRemains,
+): Promise<LoadedPolicy> {
   const wasm = await WasmPolicy.instantiate(rev.wasm, {
     builtins: options.builtins ?? HOST_BUILTINS,
     ...(options.strictBuiltinErrors === undefined
       ? {}
       : { strictBuiltinErrors: options.strictBuiltinErrors }),
     ...(options.print === undefined ? {} : { print: options.print }),
+    ...(reuse === undefined ? {} : { reuse }),
   });
-  wasm.setData(rev.data);
+  if (rev.dataJson !== undefined) wasm.setDataJson(rev.dataJson);
+  else wasm.setData(rev.data);
   return new LoadedPolicy(rev, wasm);
 }

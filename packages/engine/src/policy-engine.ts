@@ -9,6 +9,7 @@ import {
   loadRevision,
   type Revision,
 } from './loaded-policy.ts';
+import type { InstanceRemains } from './wasm-policy.ts';
 
 export interface LoadedInfo {
   revision: number;
@@ -30,7 +31,9 @@ interface State {
  *   what is served; the switch is one reference assignment. An `evaluate` sees either the old or the new
  *   revision of a bundle, never a mix, and every decision names the revision that made it.
  * - **No dropped evaluations.** `evaluate` is synchronous, so an evaluation that started on the old instance
- *   finishes on it; the old instance is then unreferenced and left to the GC.
+ *   finishes on it before the swap. The old instance is then retired: its linear memory (zeroed first) and,
+ *   when the bytes are the same, its compiled module serve the bundle's next revision, so a bundle holds at
+ *   most two memories however often it swaps, instead of one per revision until V8's GC gets to them.
  * - **Idempotence.** Loading the digest that is already active for the bundle is a no-op returning `false`
  *   (the active revision number is kept: the same digest is the same content).
  * - **Order.** Loads of one bundle take effect in the order `load` was called, whatever order their
@@ -46,6 +49,8 @@ export class PolicyEngine {
   /** Tail of each bundle's queue of loads; the entry is deleted when its last load settles. */
   private readonly pending = new Map<string, Promise<unknown>>();
   private readonly options: LoadOptions;
+  /** Per bundle, what its last retired revision left for the next load to reuse. */
+  private readonly spares = new Map<string, InstanceRemains>();
 
   constructor(options: LoadOptions = {}) {
     this.options = options;
@@ -71,7 +76,9 @@ export class PolicyEngine {
 
   private async apply(rev: Revision): Promise<boolean> {
     if (this.state.bundles.get(rev.bundle)?.digest === rev.digest) return false;
-    const policy = await loadRevision(rev, this.options);
+    // Loads of one bundle run one at a time (see `load`), so nothing else uses the spare meanwhile; a failed
+    // load leaves it in place (it is zeroed before every use).
+    const policy = await loadRevision(rev, this.options, this.spares.get(rev.bundle));
     // Re-read state: other bundles may have swapped while this one compiled.
     const { bundles } = this.state;
     for (const ep of policy.entrypoints) {
@@ -85,6 +92,9 @@ export class PolicyEngine {
     const next = new Map(bundles);
     next.set(rev.bundle, policy);
     this.state = { bundles: next, routes: routesOf(next) };
+    const remains = bundles.get(rev.bundle)?.retire();
+    if (remains === undefined) this.spares.delete(rev.bundle);
+    else this.spares.set(rev.bundle, remains);
     return true;
   }
 
@@ -92,9 +102,12 @@ export class PolicyEngine {
   async unload(bundle: string): Promise<boolean> {
     await this.pending.get(bundle)?.catch(() => undefined);
     if (!this.state.bundles.has(bundle)) return false;
+    const old = this.state.bundles.get(bundle);
     const next = new Map(this.state.bundles);
     next.delete(bundle);
     this.state = { bundles: next, routes: routesOf(next) };
+    old?.retire();
+    this.spares.delete(bundle);
     return true;
   }
 
@@ -110,7 +123,7 @@ export class PolicyEngine {
     return policy.evaluateJson(entrypoint, inputJson);
   }
 
-  /** The policy serving `path` now (a later `load` does not change what this returns). */
+  /** The policy serving `path` now; it evaluates until the next load (or unload) of its bundle retires it. */
   policyFor(path: string): LoadedPolicy | undefined {
     const { routes } = this.state;
     return routes.get(path) ?? routes.get(normalizeEntrypoint(path));

@@ -65,6 +65,19 @@ export interface WasmPolicyOptions {
   print?: (message: string) => void;
   /** Initial linear memory in 64 KiB pages (grows on demand). */
   initialMemoryPages?: number;
+  /** What a retired instance of the same bundle left: its memory is reused, its module too if the bytes match. */
+  reuse?: InstanceRemains;
+}
+
+/**
+ * The linear memory and compiled module of an instance that no longer evaluates. Reusing them for the next
+ * revision keeps one spare memory per bundle instead of a new one per swap (V8 frees an unreferenced
+ * memory only when its GC gets to it, which under swaps of a large bundle can be many revisions later).
+ */
+export interface InstanceRemains {
+  readonly memory: WasmMemory;
+  readonly module: WasmModule;
+  readonly wasm: Uint8Array;
 }
 
 /** Names of the builtins a compiled module leaves to the host (its `builtins` export), without running it. */
@@ -192,24 +205,39 @@ export class WasmPolicy {
   private dataAddr = 0;
   private baseHeapPtr = 0;
   private dataHeapPtr = 0;
+  /** Undefined once retired. */
+  private remains: InstanceRemains | undefined;
 
   private constructor(
     ex: OpaExports,
     view: MemoryView,
     entrypoints: ReadonlyMap<string, number>,
     required: readonly string[],
+    remains: InstanceRemains,
   ) {
     this.ex = ex;
     this.view = view;
     this.entrypoints = entrypoints;
     this.requiredBuiltins = required;
+    this.remains = remains;
     this.baseHeapPtr = ex.opa_heap_ptr_get();
     this.setData({});
   }
 
   static async instantiate(wasm: Uint8Array, options: WasmPolicyOptions): Promise<WasmPolicy> {
-    const module = await compileModule(wasm);
-    const memory = new WA.Memory({ initial: memoryPages(wasm, options.initialMemoryPages ?? 16) });
+    const { reuse } = options;
+    const module =
+      reuse !== undefined && sameBytes(reuse.wasm, wasm) ? reuse.module : await compileModule(wasm);
+    const pages = memoryPages(wasm, options.initialMemoryPages ?? 16);
+    let memory: WasmMemory;
+    if (reuse === undefined) memory = new WA.Memory({ initial: pages });
+    else {
+      memory = reuse.memory;
+      // The module expects fresh (zeroed) memory: nothing of the previous revision may show through.
+      new Uint8Array(memory.buffer).fill(0);
+      const short = pages - memory.buffer.byteLength / 65536;
+      if (short > 0) memory.grow(short);
+    }
     const view = new MemoryView(memory);
     const strict = options.strictBuiltinErrors === true;
     // Filled after instantiation: the import functions close over these, the table is indexed by builtin id.
@@ -300,9 +328,23 @@ export class WasmPolicy {
       );
     }
     const eps = parseValue(view.cString(ex.opa_json_dump(ex.entrypoints()))) as Record<string, number>;
-    const policy = new WasmPolicy(ex, view, new Map(Object.entries(eps)), Object.keys(builtinIds).sort());
+    const policy = new WasmPolicy(ex, view, new Map(Object.entries(eps)), Object.keys(builtinIds).sort(), {
+      memory,
+      module,
+      wasm,
+    });
     ctx = policy.ctx;
     return policy;
+  }
+
+  /**
+   * Stops this instance for good and hands over its memory and module for the next revision. Any later
+   * call throws `bundle_not_loaded`: the memory is about to be overwritten.
+   */
+  retire(): InstanceRemains | undefined {
+    const remains = this.remains;
+    this.remains = undefined;
+    return remains;
   }
 
   /** Replaces the policy's `data` document. */
@@ -315,11 +357,18 @@ export class WasmPolicy {
         cause,
       });
     }
+    this.setDataJson(text);
+  }
+
+  /** Replaces the policy's `data` document with JSON text (or its UTF-8 bytes), parsed by the module itself. */
+  setDataJson(json: string | Uint8Array): void {
+    this.live();
     const ex = this.ex;
     ex.opa_heap_ptr_set(this.baseHeapPtr);
-    const len = Buffer.byteLength(text);
+    const len = typeof json === 'string' ? Buffer.byteLength(json) : json.byteLength;
     const addr = ex.opa_malloc(len);
-    this.view.bytes.write(text, addr, len, 'utf8');
+    if (typeof json === 'string') this.view.bytes.write(json, addr, len, 'utf8');
+    else this.view.bytes.set(json, addr);
     const parsed = ex.opa_json_parse(addr, len);
     if (parsed === 0)
       throw new EngineError('invalid_bundle', 'data could not be parsed by the policy module');
@@ -332,6 +381,7 @@ export class WasmPolicy {
    * set as JSON text: `[{"result":…}]`, or `[]` when the entrypoint is undefined. Exact for big numbers.
    */
   evaluateJson(id: number, inputJson: string | undefined): string {
+    this.live();
     const ex = this.ex;
     const view = this.view;
     let inputAddr = 0;
@@ -357,4 +407,16 @@ export class WasmPolicy {
     }
     return view.cString(resultAddr);
   }
+
+  private live(): void {
+    if (this.remains === undefined)
+      throw new EngineError(
+        'bundle_not_loaded',
+        'this instance was replaced by a newer revision and released',
+      );
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a === b || (a.byteLength === b.byteLength && Buffer.compare(a, b) === 0);
 }

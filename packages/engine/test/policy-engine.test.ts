@@ -137,6 +137,63 @@ describe('PolicyEngine', () => {
     expect(await engine.load({ ...v2, bundle: 'other' })).toBe(true);
   });
 
+  it('reuses a retired revision’s memory without leaking its state into the next revision', async () => {
+    // Same module, different data: the second load reuses the first's memory and compiled module.
+    const rego = 'package m\nroles := data.roles\nhas(r) if data.roles[r]\nok if has(input.role)\n';
+    const big = Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`role-${i}`, { n: i }]));
+    const a = await compileRevision('m', rego, ['m/roles', 'm/ok'], { data: { roles: big }, revision: 1 });
+    const b = await compileRevision('m', rego, ['m/roles', 'm/ok'], {
+      data: { roles: { 'role-7': { n: 'b' } } },
+      revision: 2,
+    });
+    const swapped = new PolicyEngine();
+    for (const rev of [a, b, a, b]) await swapped.load(rev);
+    const fresh = new PolicyEngine();
+    await fresh.load(b);
+    for (const [path, input] of [
+      ['m/roles', {}],
+      ['m/ok', { role: 'role-7' }],
+      ['m/ok', { role: 'role-4999' }],
+      ['m/ok', { role: 'role-1' }],
+    ] as const) {
+      expect(swapped.evaluateJson(path, JSON.stringify(input))).toMatchObject({
+        resultJson: fresh.evaluateJson(path, JSON.stringify(input)).resultJson,
+        revision: 2,
+      });
+    }
+    expect(swapped.evaluate('m/ok', { role: 'role-4999' }).result).toBeUndefined();
+    await swapped.load(a);
+    expect(swapped.evaluate('m/ok', { role: 'role-4999' }).result).toBe(true);
+  });
+
+  it('retires the replaced instance: a reference kept past the swap refuses to evaluate', async () => {
+    const engine = new PolicyEngine();
+    await engine.load(v1);
+    const old = engine.policyFor('svc/authz/version')!;
+    expect(old.evaluate('svc/authz/version').result).toBe('one');
+    await engine.load(v2);
+    await expectEngineError(() => old.evaluate('svc/authz/version'), 'bundle_not_loaded');
+    expect(engine.evaluate('svc/authz/version').result).toBe('two');
+    // A load that fails keeps the spare memory usable for the next one.
+    await expectEngineError(engine.load({ ...v1, entrypoints: ['svc/authz/nope'] }), 'entrypoint_not_found');
+    await engine.load(v3);
+    expect(engine.evaluate('svc/authz', { user: 'admin' }).result).toEqual({ allow: true, version: 'three' });
+  });
+
+  it('loads data given as JSON text or bytes like the same data as an object', async () => {
+    const engine = new PolicyEngine();
+    const rev = await compileRevision('d', 'package d\nv := data.v\n', ['d/v'], { data: { v: 1 } });
+    await engine.load({ ...rev, data: undefined, dataJson: '{"v":12345678901234567890}' });
+    expect(engine.evaluateJson('d/v').resultJson).toBe('12345678901234567890');
+    await engine.load({
+      ...rev,
+      digest: 'b'.repeat(64),
+      data: undefined,
+      dataJson: Buffer.from('{"v":"é"}'),
+    });
+    expect(engine.evaluate('d/v').result).toBe('é');
+  });
+
   it.each([
     ['svc/authz/deny', 'entrypoint_not_found'],
     ['', 'invalid_path'],

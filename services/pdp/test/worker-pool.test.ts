@@ -53,6 +53,62 @@ describe('WorkerPoolEvaluator', () => {
     });
   });
 
+  it('swaps back and forth without a failed decision, each swap answering as a fresh engine', async () => {
+    const pool = new WorkerPoolEvaluator(2);
+    pools.push(pool);
+    const compiled = await compileWasm({
+      opaBin: opaBin(),
+      modules: MODULES,
+      data: { ...dataOf(2), users: ['carol'] },
+      entrypoints: ENTRYPOINTS,
+    });
+    const rev2: Revision = {
+      ...rev,
+      revision: 2,
+      digest: compiled.digest,
+      wasm: compiled.wasm,
+      data: compiled.data,
+    };
+    await pool.load(rev);
+    let stop = false;
+    const decisions: Promise<unknown>[] = [];
+    const traffic = (async () => {
+      while (!stop) {
+        decisions.push(pool.evaluate('authz/allow', '{"user":"alice"}'));
+        await new Promise((r) => setImmediate(r));
+      }
+    })();
+    for (const [i, next] of [rev2, rev, rev2, rev, rev2].entries()) {
+      expect(await pool.load(next)).toBe(true);
+      // Loading what serves already is a no-op.
+      expect(await pool.load({ ...next, revision: 100 + i })).toBe(false);
+      const fresh = new InThreadEvaluator();
+      await fresh.load(next);
+      for (const user of ['alice', 'carol']) {
+        const input = JSON.stringify({ user });
+        const { evalNs: _a, ...theirs } = fresh.evaluate('authz/allow', input);
+        const { evalNs: _b, ...ours } = await pool.evaluate('authz/allow', input);
+        expect(ours).toEqual(theirs);
+      }
+      expect((await pool.evaluate('authz/version', undefined)).resultJson).toBe(String(next.revision));
+    }
+    stop = true;
+    await traffic;
+    const settled = await Promise.allSettled(decisions);
+    expect(settled.filter((r) => r.status === 'rejected')).toEqual([]);
+    expect(decisions.length).toBeGreaterThan(0);
+  });
+
+  it('refuses data that is not JSON and keeps serving the previous revision', async () => {
+    const pool = new WorkerPoolEvaluator(1);
+    pools.push(pool);
+    await pool.load(rev);
+    await expect(pool.load({ ...rev, digest: 'f'.repeat(64), data: { n: 1n } })).rejects.toMatchObject({
+      code: 'invalid_bundle',
+    });
+    expect((await pool.evaluate('authz/allow', '{"user":"alice"}')).revision).toBe(1);
+  });
+
   it('replaces a thread that died and gives it the loaded revisions first', async () => {
     const pool = new WorkerPoolEvaluator(2);
     pools.push(pool);
