@@ -78,6 +78,34 @@ describe('ThreadPool', () => {
     expect(quick.thread).not.toBe(slowAnswer.thread);
   });
 
+  it('rejects a state a thread refuses, and a replacement gets the last state every thread took', async () => {
+    pool = new ThreadPool(MODULE, { size: 2 });
+    await pool.configure('p', { prefix: 'good' });
+    await expect(pool.configure('p', { prefix: 'bad' })).rejects.toThrow('bad prefix');
+    await expect(pool.run({ op: 'echo', value: 'x' })).resolves.toMatchObject({ text: 'p=good:x' });
+    const before = pool.threads();
+    await expect(pool.run({ op: 'exit' })).rejects.toThrow('exited with code 3');
+    await waitFor(() => pool!.ready === 2 && pool!.threads().some((t) => !before.includes(t)), {
+      message: 'a ready replacement thread',
+    });
+    const slow = pool.run({ op: 'slow', ms: 200 });
+    const quick = await pool.run({ op: 'echo', value: 'y' });
+    expect([(await slow).text, quick.text]).toEqual(['p=good:slow', 'p=good:y']);
+  });
+
+  it('gives reviveError the fields a structured clone keeps, objects included', async () => {
+    const revived: unknown[] = [];
+    pool = new ThreadPool(MODULE, {
+      size: 1,
+      reviveError: (error) => {
+        revived.push(error.fields);
+        return new Error(error.message);
+      },
+    });
+    await expect(pool.configure('k', { prefix: 'bad' })).rejects.toThrow('bad prefix');
+    expect(revived).toEqual([{ details: { key: 'k', at: [1, 2] } }]);
+  });
+
   it('refuses tasks once closed', async () => {
     pool = new ThreadPool(MODULE, { size: 1 });
     await pool.close();

@@ -4,8 +4,8 @@
 export interface ThreadError {
   readonly name: string;
   readonly message: string;
-  /** The error's own primitive fields (`code`, `kind`, …), for `reviveError` to rebuild it. */
-  readonly fields: Readonly<Record<string, string | number | boolean>>;
+  /** The error's own fields that survive structured cloning (`code`, `kind`, `details`, …), for `reviveError`. */
+  readonly fields: Readonly<Record<string, unknown>>;
 }
 
 /** `configure` carries `{ key, state }`, `run` a task. */
@@ -21,10 +21,14 @@ export type FromThread =
 
 export function toThreadError(error: unknown): ThreadError {
   if (!(error instanceof Error)) return { name: 'Error', message: String(error), fields: {} };
-  const fields: Record<string, string | number | boolean> = {};
+  const fields: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(error)) {
-    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean')
+    if (typeof value === 'function' || typeof value === 'symbol') continue;
+    try {
+      // What postMessage could not clone (a socket, a function inside an object) is left out, not fatal.
+      structuredClone(value);
       fields[key] = value;
+    } catch {}
   }
   return { name: error.name, message: error.message, fields };
 }

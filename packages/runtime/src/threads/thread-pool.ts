@@ -37,8 +37,9 @@ function defaultRevive(error: ThreadError): Error {
  * - A task goes to the ready thread with the fewest tasks in flight; each is one message round trip.
  * - `configure(key, state)` resolves, with each thread's answer, when every thread holds `state` under
  *   `key`; a task sent after the call (not only after it resolves) sees it, since a thread handles
- *   its messages in order. A replacement thread is given the last state of every key, in the order
- *   the keys were last configured, before it takes tasks.
+ *   its messages in order. It rejects if any thread refused the state; threads that took it keep it.
+ * - A replacement thread is given, before it takes tasks, the last state of every key that all
+ *   threads accepted, in the order the keys were last configured; if it refuses one, it is replaced.
  * - A thread that dies fails the tasks it had in flight and is replaced.
  */
 export class ThreadPool<State, Task, Result> {
@@ -70,10 +71,11 @@ export class ThreadPool<State, Task, Result> {
     return this.slots.map((slot) => slot.worker);
   }
 
-  configure(key: string, state: State): Promise<unknown[]> {
+  async configure(key: string, state: State): Promise<unknown[]> {
+    const answers = await Promise.all(this.slots.map((slot) => this.send(slot, 'configure', { key, state })));
     this.states.delete(key);
     this.states.set(key, state);
-    return Promise.all(this.slots.map((slot) => this.send(slot, 'configure', { key, state })));
+    return answers;
   }
 
   run(task: Task): Promise<Result> {
@@ -112,7 +114,8 @@ export class ThreadPool<State, Task, Result> {
       for (const [key, state] of this.states) await this.send(slot, 'configure', { key, state });
       slot.ready = true;
     } catch {
-      // The replacement failed too; its own exit handler replaces it again.
+      // A thread without the state must not take tasks: end it, and its exit handler replaces it.
+      void slot.worker.terminate();
     }
   }
 
