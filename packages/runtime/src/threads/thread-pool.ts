@@ -1,5 +1,5 @@
 // A fixed pool of worker threads for CPU-bound tasks, with state every thread holds.
-import { Worker } from 'node:worker_threads';
+import { type ResourceLimits, Worker } from 'node:worker_threads';
 import type { FromThread, ThreadError, ToThread } from './protocol.ts';
 
 export type { ThreadError } from './protocol.ts';
@@ -9,6 +9,8 @@ export interface ThreadPoolOptions {
   readonly size: number;
   /** Rebuilds an error a task threw in a thread; by default a plain Error with its name and message. */
   readonly reviveError?: (error: ThreadError) => Error;
+  /** Heap limits of each thread (e.g. a smaller young generation for threads that hold little). */
+  readonly resourceLimits?: ResourceLimits;
 }
 
 interface Pending {
@@ -45,8 +47,11 @@ function defaultRevive(error: ThreadError): Error {
 export class ThreadPool<State, Task, Result> {
   private readonly slots: Slot[] = [];
   private readonly reviveError: (error: ThreadError) => Error;
+  private readonly resourceLimits: ResourceLimits | undefined;
   private nextId = 1;
-  private readonly states = new Map<string, State>();
+  /** Per key, the state of the latest configure call every thread accepted, in the order keys were set. */
+  private readonly states = new Map<string, { call: number; state: State }>();
+  private calls = 0;
   private closed = false;
 
   constructor(
@@ -54,6 +59,7 @@ export class ThreadPool<State, Task, Result> {
     options: ThreadPoolOptions,
   ) {
     this.reviveError = options.reviveError ?? defaultRevive;
+    this.resourceLimits = options.resourceLimits;
     for (let i = 0; i < Math.max(1, options.size); i++) this.slots.push(this.spawn());
   }
 
@@ -72,9 +78,13 @@ export class ThreadPool<State, Task, Result> {
   }
 
   async configure(key: string, state: State): Promise<unknown[]> {
+    const call = ++this.calls;
     const answers = await Promise.all(this.slots.map((slot) => this.send(slot, 'configure', { key, state })));
-    this.states.delete(key);
-    this.states.set(key, state);
+    // Calls for one key may settle out of order; the state of the latest accepted call wins.
+    if ((this.states.get(key)?.call ?? 0) < call) {
+      this.states.delete(key);
+      this.states.set(key, { call, state });
+    }
     return answers;
   }
 
@@ -93,7 +103,10 @@ export class ThreadPool<State, Task, Result> {
   }
 
   private spawn(): Slot {
-    const worker = new Worker(BOOTSTRAP, { workerData: { module: this.module.href } });
+    const worker = new Worker(BOOTSTRAP, {
+      workerData: { module: this.module.href },
+      ...(this.resourceLimits === undefined ? {} : { resourceLimits: this.resourceLimits }),
+    });
     const slot: Slot = { worker, pending: new Map(), ready: true };
     worker.on('message', (message: FromThread) => this.settle(slot, message));
     worker.on('error', (error) => this.failAll(slot, error));
@@ -111,7 +124,7 @@ export class ThreadPool<State, Task, Result> {
     slot.ready = false;
     this.slots[index] = slot;
     try {
-      for (const [key, state] of this.states) await this.send(slot, 'configure', { key, state });
+      for (const [key, { state }] of this.states) await this.send(slot, 'configure', { key, state });
       slot.ready = true;
     } catch {
       // A thread without the state must not take tasks: end it, and its exit handler replaces it.
