@@ -106,6 +106,35 @@ describe('ThreadPool', () => {
     expect(revived).toEqual([{ details: { key: 'k', at: [1, 2] } }]);
   });
 
+  it('sends each thread, replacements included, its own message from stateMessage, transferring its buffers', async () => {
+    const sent: ArrayBuffer[] = [];
+    const transferring = new ThreadPool<{ prefix: string }, PrefixTask, { text: string; thread: number }>(
+      MODULE,
+      {
+        size: 2,
+        stateMessage: (state) => {
+          const bytes = new TextEncoder().encode(state.prefix).buffer as ArrayBuffer;
+          sent.push(bytes);
+          return { message: { bytes }, transfer: [bytes] };
+        },
+      },
+    );
+    pool = transferring as unknown as Pool;
+    await transferring.configure('p', { prefix: 'moved' });
+    expect(sent).toHaveLength(2);
+    // Transferred, not cloned: the sender's buffers are detached.
+    expect(sent.map((b) => b.byteLength)).toEqual([0, 0]);
+    const before = transferring.threads();
+    await expect(transferring.run({ op: 'exit' })).rejects.toThrow('exited with code 3');
+    await waitFor(() => transferring.ready === 2 && transferring.threads().some((t) => !before.includes(t)), {
+      message: 'a ready replacement thread',
+    });
+    expect(sent).toHaveLength(3);
+    const slow = transferring.run({ op: 'slow', ms: 200 });
+    const quick = await transferring.run({ op: 'echo', value: 'z' });
+    expect([(await slow).text, quick.text]).toEqual(['p=moved:slow', 'p=moved:z']);
+  });
+
   it('refuses tasks once closed', async () => {
     pool = new ThreadPool(MODULE, { size: 1 });
     await pool.close();

@@ -1,16 +1,24 @@
 // A fixed pool of worker threads for CPU-bound tasks, with state every thread holds.
-import { type ResourceLimits, Worker } from 'node:worker_threads';
+import { type ResourceLimits, type TransferListItem, Worker } from 'node:worker_threads';
 import type { FromThread, ThreadError, ToThread } from './protocol.ts';
 
 export type { ThreadError } from './protocol.ts';
 
-export interface ThreadPoolOptions {
+export interface ThreadPoolOptions<State = unknown> {
   /** Threads to run (at least one). */
   readonly size: number;
   /** Rebuilds an error a task threw in a thread; by default a plain Error with its name and message. */
   readonly reviveError?: (error: ThreadError) => Error;
   /** Heap limits of each thread (e.g. a smaller young generation for threads that hold little). */
   readonly resourceLimits?: ResourceLimits;
+  /**
+   * What a thread is sent for a state, once per thread (replacements included): by default the state,
+   * cloned. Return fresh buffers in `transfer` to hand them over instead of cloning them.
+   */
+  readonly stateMessage?: (state: State) => {
+    readonly message: unknown;
+    readonly transfer: readonly TransferListItem[];
+  };
 }
 
 interface Pending {
@@ -48,6 +56,7 @@ export class ThreadPool<State, Task, Result> {
   private readonly slots: Slot[] = [];
   private readonly reviveError: (error: ThreadError) => Error;
   private readonly resourceLimits: ResourceLimits | undefined;
+  private readonly stateMessage: NonNullable<ThreadPoolOptions<State>['stateMessage']>;
   private nextId = 1;
   /** Per key, the state of the latest configure call every thread accepted, in the order keys were set. */
   private readonly states = new Map<string, { call: number; state: State }>();
@@ -56,10 +65,11 @@ export class ThreadPool<State, Task, Result> {
 
   constructor(
     private readonly module: URL,
-    options: ThreadPoolOptions,
+    options: ThreadPoolOptions<State>,
   ) {
     this.reviveError = options.reviveError ?? defaultRevive;
     this.resourceLimits = options.resourceLimits;
+    this.stateMessage = options.stateMessage ?? ((state) => ({ message: state, transfer: [] }));
     for (let i = 0; i < Math.max(1, options.size); i++) this.slots.push(this.spawn());
   }
 
@@ -79,7 +89,7 @@ export class ThreadPool<State, Task, Result> {
 
   async configure(key: string, state: State): Promise<unknown[]> {
     const call = ++this.calls;
-    const answers = await Promise.all(this.slots.map((slot) => this.send(slot, 'configure', { key, state })));
+    const answers = await Promise.all(this.slots.map((slot) => this.sendState(slot, key, state)));
     // Calls for one key may settle out of order; the state of the latest accepted call wins.
     if ((this.states.get(key)?.call ?? 0) < call) {
       this.states.delete(key);
@@ -124,7 +134,7 @@ export class ThreadPool<State, Task, Result> {
     slot.ready = false;
     this.slots[index] = slot;
     try {
-      for (const [key, { state }] of this.states) await this.send(slot, 'configure', { key, state });
+      for (const [key, { state }] of this.states) await this.sendState(slot, key, state);
       slot.ready = true;
     } catch {
       // A thread without the state must not take tasks: end it, and its exit handler replaces it.
@@ -132,12 +142,22 @@ export class ThreadPool<State, Task, Result> {
     }
   }
 
-  private send(slot: Slot, type: ToThread['type'], payload: unknown): Promise<unknown> {
+  private sendState(slot: Slot, key: string, state: State): Promise<unknown> {
+    const { message, transfer } = this.stateMessage(state);
+    return this.send(slot, 'configure', { key, state: message }, transfer);
+  }
+
+  private send(
+    slot: Slot,
+    type: ToThread['type'],
+    payload: unknown,
+    transfer: readonly TransferListItem[] = [],
+  ): Promise<unknown> {
     if (this.closed) return Promise.reject(new Error('the thread pool is closed'));
     const message: ToThread = { type, id: this.nextId++, payload };
     return new Promise((resolve, reject) => {
       slot.pending.set(message.id, { resolve, reject });
-      slot.worker.postMessage(message);
+      slot.worker.postMessage(message, transfer as TransferListItem[]);
     });
   }
 
