@@ -5,10 +5,16 @@ import { dataPathOf } from './bundle-path.ts';
 import { checkRoots } from './bundle-roots.ts';
 import { isJsonObject } from './canonical-json.ts';
 import { normalizeEntrypoint } from './entrypoint.ts';
+import { scanJsonObject } from './json-text.ts';
 import { regoPackagePath } from './rego-package.ts';
 import { gunzipBounded, readTar, type TarLimits } from './tar-reader.ts';
 
 export type ReadBundleOptions = TarLimits;
+
+export interface ReadBundleAsJsonOptions extends TarLimits {
+  /** Data as UTF-8 JSON text rather than an object (see readBundleArchive). */
+  dataAs: 'json';
+}
 
 export interface ReadBundle {
   /** Rego sources by root-relative path (`envoy/authz/policy.rego`). */
@@ -25,6 +31,12 @@ export interface ReadBundle {
   ignored: string[];
 }
 
+/** A bundle read with `dataAs: 'json'`: the same, with the data as text. */
+export interface ReadBundleJson extends Omit<ReadBundle, 'data'> {
+  /** The merged data as UTF-8 JSON text of an object; checked, not parsed. */
+  dataJson: Uint8Array;
+}
+
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
 function invalid(message: string, file: string): PortcullisError {
@@ -39,13 +51,29 @@ function invalid(message: string, file: string): PortcullisError {
  * Rego, invalid or conflicting data.json, a bad manifest, content outside the manifest's roots,
  * YAML data or delta bundles, which are not supported) or `payload_too_large`; each names the entry.
  */
-export function readBundleArchive(bytes: Uint8Array, options: ReadBundleOptions): ReadBundle {
+export function readBundleArchive(bytes: Uint8Array, options: ReadBundleAsJsonOptions): ReadBundleJson;
+export function readBundleArchive(bytes: Uint8Array, options: ReadBundleOptions): ReadBundle;
+/**
+ * With `dataAs: 'json'` the data comes back as JSON text. A bundle whose only data file is the root
+ * `data.json` (what `opa build` and the PAP write) then costs no parse at all: the file is checked
+ * as JSON in place (scanJsonObject) and returned as a view of the decompressed archive, as is the
+ * WASM module, so the whole bundle stays one allocation. Other layouts are merged and serialized.
+ */
+export function readBundleArchive(
+  bytes: Uint8Array,
+  options: ReadBundleOptions | ReadBundleAsJsonOptions,
+): ReadBundle | ReadBundleJson {
+  const asJson = 'dataAs' in options && options.dataAs === 'json';
   const entries = readTar(gunzipBounded(bytes, options), options);
   const modules: Record<string, string> = {};
   const data: Record<string, unknown> = {};
   const wasmModules = new Map<string, Buffer>();
   const ignored: string[] = [];
   let manifest: BundleManifest | undefined;
+  const dataFiles = entries.filter((e) => e.path.slice(e.path.lastIndexOf('/') + 1) === 'data.json');
+  // The root data.json kept as text: the only data file, read for serving.
+  let rootText: Buffer | undefined;
+  let rootKeys: string[] | undefined;
 
   for (const { path, bytes: content } of entries) {
     const base = path.slice(path.lastIndexOf('/') + 1);
@@ -55,6 +83,18 @@ export function readBundleArchive(bytes: Uint8Array, options: ReadBundleOptions)
       } catch {
         throw invalid('Rego source is not valid UTF-8', path);
       }
+    } else if (base === 'data.json' && asJson && dataFiles.length === 1 && path === 'data.json') {
+      // JSON.parse (through TextDecoder) accepted a leading byte order mark; so does this.
+      const text = hasBom(content) ? content.subarray(3) : content;
+      try {
+        rootKeys = scanJsonObject(text);
+      } catch (err) {
+        const message = (err as Error).message;
+        if (message.startsWith('expected a JSON object'))
+          throw invalid('the root data.json must hold a JSON object', path);
+        throw invalid(`not valid JSON (${message})`, path);
+      }
+      rootText = text;
     } else if (base === 'data.json') {
       let value: unknown;
       try {
@@ -68,8 +108,9 @@ export function readBundleArchive(bytes: Uint8Array, options: ReadBundleOptions)
     } else if (base === 'patch.json') {
       throw invalid('delta bundles (patch.json) are not supported', path);
     } else if (base === 'policy.wasm') {
-      // A copy, so holding the module does not keep the whole decompressed archive alive.
-      wasmModules.set(path, Buffer.from(content));
+      // A copy, so holding the module does not keep the whole decompressed archive alive; read for
+      // serving, the data's text is a view of the archive anyway.
+      wasmModules.set(path, asJson ? content : Buffer.from(content));
     } else if (path === MANIFEST_PATH) {
       manifest = parseManifest(content);
     } else if (path.endsWith('.manifest')) {
@@ -82,6 +123,7 @@ export function readBundleArchive(bytes: Uint8Array, options: ReadBundleOptions)
 
   manifest ??= { revision: '' };
   const result: ReadBundle = { modules, data, manifest, ignored };
+  const roots = manifest.roots ?? [''];
   let entrypoints: string[] | undefined;
   if (manifest.wasm !== undefined && manifest.wasm.length > 0) {
     entrypoints = [];
@@ -119,8 +161,29 @@ export function readBundleArchive(bytes: Uint8Array, options: ReadBundleOptions)
   }
 
   const packages = new Map(Object.entries(modules).map(([file, source]) => [file, regoPackagePath(source)]));
-  checkRoots(manifest.roots ?? [''], { packages, data, entrypoints: entrypoints ?? [] });
-  return result;
+  const checked = rootText === undefined ? data : dataForRoots(rootText, rootKeys!, roots);
+  checkRoots(roots, { packages, data: checked, entrypoints: entrypoints ?? [] });
+  if (!asJson) return result;
+  const { data: _, ...rest } = result;
+  return { ...rest, dataJson: rootText ?? Buffer.from(JSON.stringify(data)) };
+}
+
+function hasBom(bytes: Uint8Array): boolean {
+  return bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf;
+}
+
+/**
+ * What checkRoots needs of data kept as text: its top-level keys suffice unless a root lies inside
+ * one of them (`a/b` under key `a`), when the values along the way matter and the text is parsed.
+ */
+function dataForRoots(text: Buffer, keys: string[], roots: readonly string[]): Record<string, unknown> {
+  if (keys.some((key) => roots.some((root) => root.startsWith(`${key}/`)))) {
+    return JSON.parse(decoder.decode(text)) as Record<string, unknown>;
+  }
+  const data: Record<string, unknown> = {};
+  // A key under a root is not looked into; one outside every root is refused, whatever it holds.
+  for (const key of keys) define(data, key, null);
+  return data;
 }
 
 function own(node: Record<string, unknown>, key: string): unknown {

@@ -44,6 +44,26 @@ function tooLarge(message: string, file?: string): PortcullisError {
   });
 }
 
+/** zlib's default: what a gzip stream whose size cannot be trusted is inflated into, chunk by chunk. */
+const DEFAULT_CHUNK = 16 * 1024;
+/** Deflate's best ratio is about 1032:1; a trailer claiming more is lying. */
+const MAX_RATIO = 1032;
+
+/**
+ * How much output to inflate into at once. A gzip trailer ends with ISIZE, the uncompressed size
+ * modulo 2^32; when it is plausible (within the ceiling and deflate's best ratio), the output goes
+ * into one buffer of that size (plus one byte, so zlib sees room left and stops without allocating
+ * another chunk) instead of 16 KiB chunks concatenated at the end. ISIZE is only a hint: a wrong one
+ * (a lie, a multi-member stream, trailing bytes) costs chunks and a copy, never correctness, and
+ * `maxOutputLength` still bounds the output.
+ */
+function outputChunkSize(bytes: Uint8Array, ceiling: number): number {
+  const n = bytes.byteLength;
+  const isize = (bytes[n - 4]! | (bytes[n - 3]! << 8) | (bytes[n - 2]! << 16) | (bytes[n - 1]! << 24)) >>> 0;
+  if (isize === 0 || isize > ceiling || isize > n * MAX_RATIO) return DEFAULT_CHUNK;
+  return Math.max(DEFAULT_CHUNK, isize + 1);
+}
+
 /**
  * Decompresses a gzip stream, stopping as soon as the output passes what the limits can justify
  * (content plus tar headers and padding), so a gzip bomb costs at most that much memory.
@@ -55,7 +75,7 @@ export function gunzipBounded(bytes: Uint8Array, limits: TarLimits): Buffer {
   // Each entry needs at most a header, a PAX or long-name record and padding on top of its content.
   const ceiling = limits.maxBytes + (limits.maxFiles + 2) * (3 * BLOCK) + MAX_META_BYTES;
   try {
-    return gunzipSync(bytes, { maxOutputLength: ceiling });
+    return gunzipSync(bytes, { maxOutputLength: ceiling, chunkSize: outputChunkSize(bytes, ceiling) });
   } catch (err) {
     if (err instanceof RangeError || (err as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE') {
       throw tooLarge(

@@ -366,3 +366,93 @@ describe('readBundleArchive reads bundles the way OPA does', () => {
     expect(read.ignored).toEqual([]);
   });
 });
+
+describe("readBundleArchive with dataAs: 'json'", () => {
+  const JSON_LIMITS = { ...LIMITS, dataAs: 'json' as const };
+  const text = (bytes: Uint8Array) => Buffer.from(bytes).toString();
+
+  it('returns the root data.json as it is, and the module, as views of one decompressed archive', () => {
+    const body = '{"users": {"big": 123456789012345678901234567890, "alice": {"admin": true}}}';
+    const archive = rawTarGz([
+      { path: '/data.json', body },
+      { path: '/policy.wasm', body: '\0asm\x01\0\0\0' },
+      { path: '/.manifest', body: JSON.stringify({ revision: '1', roots: ['envoy', 'users'] }) },
+    ]);
+    const read = readBundleArchive(archive, JSON_LIMITS);
+    expect(text(read.dataJson)).toBe(body);
+    expect('data' in read).toBe(false);
+    expect(read.wasm!.buffer).toBe(read.dataJson.buffer);
+  });
+
+  it('merges and serializes layouts with more than one data file, as the object form reads them', () => {
+    const entries = [
+      { path: '/data.json', body: '{"a": {"x": 1}, "top": true}' },
+      { path: '/a/b/data.json', body: '{"c": 2}' },
+    ];
+    const read = readBundleArchive(rawTarGz(entries), JSON_LIMITS);
+    expect(JSON.parse(text(read.dataJson))).toEqual(readBundleArchive(rawTarGz(entries), LIMITS).data);
+    expect(text(readBundleArchive(rawTarGz([]), JSON_LIMITS).dataJson)).toBe('{}');
+  });
+
+  it.each([
+    ['invalid JSON', '{"a": 1,}', /data\.json: not valid JSON \(expected a string key at byte 8\)/],
+    ['a root that is not an object', '[1, 2]', /data\.json: the root data\.json must hold a JSON object/],
+    ['a second document', '{"a": 1}{"b": 2}', /not valid JSON/],
+  ])('refuses a root data.json holding %s, naming the file', (_name, body, message) => {
+    let err: unknown;
+    try {
+      readBundleArchive(rawTarGz([{ path: '/data.json', body }]), JSON_LIMITS);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(PortcullisError);
+    expect((err as PortcullisError).code).toBe('invalid_bundle');
+    expect((err as PortcullisError).message).toMatch(message);
+    expect((err as PortcullisError).details).toEqual([expect.objectContaining({ file: 'data.json' })]);
+  });
+
+  it('skips a byte order mark, as JSON.parse through TextDecoder did', () => {
+    const read = readBundleArchive(rawTarGz([{ path: '/data.json', body: '\ufeff{"a": 1}' }]), JSON_LIMITS);
+    expect(text(read.dataJson)).toBe('{"a": 1}');
+  });
+
+  it('checks data kept as text against the roots, into keys that hold a root', () => {
+    const manifest = (roots: string[]) => ({
+      path: '/.manifest',
+      body: JSON.stringify({ revision: '', roots }),
+    });
+    const read = (roots: string[], body: string) => () =>
+      readBundleArchive(rawTarGz([manifest(roots), { path: '/data.json', body }]), JSON_LIMITS);
+    expect(read(['users'], '{"users": {"a": 1}}')).not.toThrow();
+    expect(read(['users'], '{"users": 1, "other": 2}')).toThrow(/do not permit data at \/other/);
+    expect(read(['a/b'], '{"a": {"b": {"c": 1}}}')).not.toThrow();
+    expect(read(['a/b'], '{"a": {"b": 1, "x": 2}}')).toThrow(/do not permit data at \/a\/x/);
+    expect(read(['a/b'], '{"a": 1}')).toThrow(/do not permit data at \/a/);
+  });
+});
+
+describe('gunzip sized from the gzip trailer', () => {
+  const archive = () => rawTarGz([{ path: '/data.json', body: JSON.stringify({ pad: 'x'.repeat(50_000) }) }]);
+  const withIsize = (isize: number) => {
+    const bytes = Buffer.from(archive());
+    bytes.writeUInt32LE(isize >>> 0, bytes.length - 4);
+    return bytes;
+  };
+
+  it('inflates into one buffer of the announced size', () => {
+    const bytes = archive();
+    const read = readBundleArchive(bytes, { ...LIMITS, dataAs: 'json' });
+    expect(read.dataJson.buffer.byteLength).toBe(bytes.readUInt32LE(bytes.length - 4) + 1);
+  });
+
+  it.each([
+    ['too small', 100],
+    ['too large but plausible', 200_000],
+    ['beyond the limits', 0xffff_ffff],
+    ['zero', 0],
+  ])('refuses an archive whose trailer lies (%s) as invalid gzip', (_name, isize) => {
+    const err = readError(withIsize(isize));
+    expect(err.code).toBe('invalid_bundle');
+    expect(err.message).toMatch(/not valid gzip: incorrect length check/);
+  });
+});

@@ -15,6 +15,7 @@ import {
 } from '@portcullis/runtime';
 import { type Activation, parseActivationEvent } from './activation.ts';
 import { BundleCache } from './bundle-cache.ts';
+import { GarbageCollector } from './collect-garbage.ts';
 import { DistributionClient, type PolicySource } from './distribution-client.ts';
 import { type LoadFailureReason, type SyncMetrics, syncMetrics } from './sync-metrics.ts';
 
@@ -126,6 +127,7 @@ export class PolicySync implements Component {
   private readonly reconcileIntervalMs: number;
   private readonly bundles = new Map<string, BundleState>();
   private readonly abort = new AbortController();
+  private readonly collector = new GarbageCollector();
   private running = false;
   private started = false;
   private subscription: Subscription | undefined;
@@ -172,6 +174,7 @@ export class PolicySync implements Component {
     this.running = false;
     this.abort.abort();
     clearInterval(this.reconcileTimer);
+    this.collector.stop();
     clearTimeout(this.subscribeTimer);
     for (const s of this.bundles.values()) clearTimeout(s.retryTimer);
     await this.subscribing;
@@ -464,14 +467,20 @@ export class PolicySync implements Component {
   ): Promise<void> {
     let revision: Revision;
     try {
-      const read = readBundleArchive(archive, { maxBytes: this.maxBundleBytes, maxFiles: MAX_FILES });
+      // Data as checked JSON text, never parsed here: the engine parses it inside the module.
+      const read = readBundleArchive(archive, {
+        maxBytes: this.maxBundleBytes,
+        maxFiles: MAX_FILES,
+        dataAs: 'json',
+      });
       if (!read.wasm) throw new PortcullisError('invalid_bundle', 'the archive holds no policy.wasm');
       revision = {
         bundle: activation.bundle,
         revision: activation.revision,
         digest: activation.digest,
         wasm: read.wasm,
-        data: read.data,
+        data: undefined,
+        dataJson: read.dataJson,
         entrypoints: read.entrypoints ?? activation.entrypoints ?? [],
       };
     } catch (err) {
@@ -484,6 +493,7 @@ export class PolicySync implements Component {
     }
     const previous = s.applied;
     s.applied = { ...activation, source, loadedAt: new Date() };
+    this.collector.afterSwap();
     if (previous) {
       this.metrics.loadedInfo.remove({
         bundle: activation.bundle,

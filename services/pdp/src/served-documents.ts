@@ -57,6 +57,29 @@ export function descend(value: unknown, path: readonly string[]): unknown {
 }
 
 /**
+ * The revision's data as the Data API reads it. Data that arrives as text (from PolicySync) is parsed
+ * on the first request that reads it, not at the swap: decisions are made in the engine, which has
+ * its own copy, so a PDP whose clients never read data through the Data API never builds the object.
+ */
+function dataOf(rev: Revision): { readonly data: unknown } {
+  const json = rev.dataJson;
+  if (json === undefined) return { data: rev.data };
+  let parsed: { value: unknown } | undefined;
+  return {
+    get data(): unknown {
+      parsed ??= {
+        value: JSON.parse(
+          typeof json === 'string'
+            ? json
+            : Buffer.from(json.buffer, json.byteOffset, json.byteLength).toString(),
+        ),
+      };
+      return parsed.value;
+    },
+  };
+}
+
+/**
  * The revision target PolicySync feeds: loads into the evaluator, then records what the bundle
  * serves. The index is replaced (never mutated) right after the evaluator swapped, in the same
  * microtask chain, so a request sees the index and the engine of one revision.
@@ -77,7 +100,7 @@ export class ServedDocuments implements RevisionTarget {
       bundle: rev.bundle,
       revision: rev.revision,
       digest: rev.digest,
-      data: rev.data,
+      ...dataOf(rev),
       entrypoints,
     };
     const bundles = new Map(this.index.bundles);

@@ -24,8 +24,8 @@ function toError(e: WorkerError): Error {
 }
 
 /**
- * The revision as the threads get it: data as JSON text rather than the object, so each thread holds one
- * string per swap instead of a structured clone of the whole object graph (several times the text's size).
+ * The revision as the main thread keeps it for its threads: data as JSON text (serialized once here
+ * when given as an object), never an object graph to clone.
  */
 function forThreads(rev: Revision): Revision {
   if (rev.dataJson !== undefined) return { ...rev, data: undefined };
@@ -37,7 +37,27 @@ function forThreads(rev: Revision): Revision {
       cause,
     });
   }
-  return { ...rev, data: undefined, dataJson };
+  return { ...rev, data: undefined, dataJson: Buffer.from(dataJson) };
+}
+
+/**
+ * A load message for one thread: the module and the data's text copied side by side into one
+ * ArrayBuffer that is transferred, not cloned. A clone would serialize the bytes into a buffer grown
+ * by reallocation and copy them out again on the other side; a transfer hands the one allocation
+ * over, and the thread's engine copies the text straight into its module's memory. Not one
+ * SharedArrayBuffer for all threads: a shared backing store is freed only when every thread has
+ * collected its handle, and an idle thread collects rarely (RSS grew by the bundle's size per swap).
+ */
+function loadMessage(rev: Revision): { msg: ToWorker; transfer: ArrayBuffer[] } {
+  const text = rev.dataJson!;
+  const dataLength = typeof text === 'string' ? Buffer.byteLength(text) : text.byteLength;
+  const bytes = new ArrayBuffer(rev.wasm.byteLength + dataLength);
+  const wasm = new Uint8Array(bytes, 0, rev.wasm.byteLength);
+  wasm.set(rev.wasm);
+  const dataJson = new Uint8Array(bytes, rev.wasm.byteLength, dataLength);
+  if (typeof text === 'string') Buffer.from(bytes, rev.wasm.byteLength, dataLength).write(text);
+  else dataJson.set(text);
+  return { msg: { type: 'load', id: 0, revision: { ...rev, wasm, dataJson } }, transfer: [bytes] };
 }
 
 /**
@@ -87,7 +107,10 @@ export class WorkerPoolEvaluator implements Evaluator {
   async load(rev: Revision): Promise<boolean> {
     const sent = forThreads(rev);
     const results = await Promise.allSettled(
-      this.slots.map((slot) => this.send(slot, { type: 'load', id: 0, revision: sent })),
+      this.slots.map((slot) => {
+        const { msg, transfer } = loadMessage(sent);
+        return this.send(slot, msg, transfer);
+      }),
     );
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
@@ -140,22 +163,24 @@ export class WorkerPoolEvaluator implements Evaluator {
     slot.ready = false;
     this.slots[index] = slot;
     try {
-      for (const rev of this.revisions.values())
-        await this.send(slot, { type: 'load', id: 0, revision: rev });
+      for (const rev of this.revisions.values()) {
+        const { msg, transfer } = loadMessage(rev);
+        await this.send(slot, msg, transfer);
+      }
       slot.ready = true;
     } catch {
       // The replacement failed too; its own exit handler replaces it again.
     }
   }
 
-  private send(slot: Slot, msg: ToWorker): Promise<FromWorker & { ok: true }> {
+  private send(slot: Slot, msg: ToWorker, transfer: ArrayBuffer[] = []): Promise<FromWorker & { ok: true }> {
     if (this.closed) return Promise.reject(new Error('worker pool is closed'));
     const id = this.nextId++;
     msg.id = id;
     slot.inFlight++;
     return new Promise((resolve, reject) => {
       slot.pending.set(id, { resolve, reject });
-      slot.worker.postMessage(msg);
+      slot.worker.postMessage(msg, transfer);
     });
   }
 
