@@ -1,26 +1,16 @@
 // Evaluation in a pool of worker threads, each holding its own engine kept current with the same revisions.
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
-import { EngineError, type JsonDecision, type Revision } from '@portcullis/engine';
+import { EngineError, type EngineErrorCode, type JsonDecision, type Revision } from '@portcullis/engine';
+import { type ThreadError, ThreadPool } from '@portcullis/runtime';
 import type { Evaluator } from './evaluator.ts';
-import type { FromWorker, ToWorker, WorkerError } from './worker-protocol.ts';
+import type { Evaluation, LoadAnswer } from './worker-protocol.ts';
 
-interface Pending {
-  resolve(value: FromWorker & { ok: true }): void;
-  reject(err: Error): void;
-}
-
-interface Slot {
-  worker: Worker;
-  inFlight: number;
-  pending: Map<number, Pending>;
-  /** False while a replacement thread is being given the revisions; decisions go elsewhere meanwhile. */
-  ready: boolean;
-}
-
-function toError(e: WorkerError): Error {
-  if (e.engineCode) return new EngineError(e.engineCode, e.message, { details: e.details });
-  return new Error(e.message);
+function reviveEngineError(error: ThreadError): Error {
+  const { code, details } = error.fields;
+  if (error.name === 'EngineError' && typeof code === 'string') {
+    return new EngineError(code as EngineErrorCode, error.message, { details });
+  }
+  return new Error(error.message);
 }
 
 /**
@@ -48,7 +38,7 @@ function forThreads(rev: Revision): Revision {
  * SharedArrayBuffer for all threads: a shared backing store is freed only when every thread has
  * collected its handle, and an idle thread collects rarely (RSS grew by the bundle's size per swap).
  */
-function loadMessage(rev: Revision): { msg: ToWorker; transfer: ArrayBuffer[] } {
+function loadMessage(rev: Revision): { message: Revision; transfer: ArrayBuffer[] } {
   const text = rev.dataJson!;
   const dataLength = typeof text === 'string' ? Buffer.byteLength(text) : text.byteLength;
   const bytes = new ArrayBuffer(rev.wasm.byteLength + dataLength);
@@ -57,7 +47,7 @@ function loadMessage(rev: Revision): { msg: ToWorker; transfer: ArrayBuffer[] } 
   const dataJson = new Uint8Array(bytes, rev.wasm.byteLength, dataLength);
   if (typeof text === 'string') Buffer.from(bytes, rev.wasm.byteLength, dataLength).write(text);
   else dataJson.set(text);
-  return { msg: { type: 'load', id: 0, revision: { ...rev, wasm, dataJson } }, transfer: [bytes] };
+  return { message: { ...rev, wasm, dataJson }, transfer: [bytes] };
 }
 
 /**
@@ -66,15 +56,15 @@ function loadMessage(rev: Revision): { msg: ToWorker; transfer: ArrayBuffer[] } 
  * heap went from 36 to 57 MiB over 100 RBAC swaps, against 28 to 33 MiB capped at 8 MiB. The cap showed no
  * throughput difference beyond run-to-run noise in bench/pdp's worker-pool rows.
  */
-const THREAD_OPTIONS = { resourceLimits: { maxYoungGenerationSizeMb: 8 } };
+const RESOURCE_LIMITS = { maxYoungGenerationSizeMb: 8 };
 
-/** A thread does not inherit its parent's loader hooks: the bootstrap registers tsx in the thread itself. */
-const THREAD_URL = new URL('./worker-pool-thread.mjs', import.meta.url);
+const THREAD = new URL('./worker-pool-thread.ts', import.meta.url);
 
 /**
- * A fixed pool of threads; the event loop keeps the network work (HTTP, gRPC, JSON) and the
- * threads evaluate, so on a machine with a spare core the two overlap, and a slow policy or the
- * instantiation of a large revision never stalls the event loop. What callers may rely on:
+ * A fixed pool of threads (runtime's ThreadPool); the event loop keeps the network work (HTTP,
+ * gRPC, JSON) and the threads evaluate, so on a machine with a spare core the two overlap, and a
+ * slow policy or the instantiation of a large revision never stalls the event loop. What callers
+ * may rely on:
  * - Decisions go to the ready thread with the fewest in flight; each is one message round trip.
  * - `load` sends the revision to every thread and resolves when all of them serve it. Between the
  *   first and the last thread swapping, consecutive decisions may see either revision (each
@@ -84,41 +74,31 @@ const THREAD_URL = new URL('./worker-pool-thread.mjs', import.meta.url);
  */
 export class WorkerPoolEvaluator implements Evaluator {
   readonly kind = 'worker-pool' as const;
-  private readonly slots: Slot[] = [];
-  private nextId = 1;
-  /** The last revision loaded per bundle, in load order: what a replacement thread must serve. */
-  private readonly revisions = new Map<string, Revision>();
+  private readonly pool: ThreadPool<Revision, Evaluation, JsonDecision>;
   private readonly served = new Map<string, string[]>();
-  private closed = false;
 
   constructor(size = Math.min(4, availableParallelism())) {
-    for (let i = 0; i < Math.max(1, size); i++) this.slots.push(this.spawn());
+    this.pool = new ThreadPool(THREAD, {
+      size,
+      reviveError: reviveEngineError,
+      resourceLimits: RESOURCE_LIMITS,
+      stateMessage: loadMessage,
+    });
   }
 
   get size(): number {
-    return this.slots.length;
+    return this.pool.size;
   }
 
   /** The threads now serving (tests stop one to see it replaced). */
-  threads(): Worker[] {
-    return this.slots.map((s) => s.worker);
+  threads(): import('node:worker_threads').Worker[] {
+    return this.pool.threads();
   }
 
   async load(rev: Revision): Promise<boolean> {
-    const sent = forThreads(rev);
-    const results = await Promise.allSettled(
-      this.slots.map((slot) => {
-        const { msg, transfer } = loadMessage(sent);
-        return this.send(slot, msg, transfer);
-      }),
-    );
-    const failed = results.find((r) => r.status === 'rejected');
-    if (failed) throw (failed as PromiseRejectedResult).reason;
-    this.revisions.delete(rev.bundle);
-    this.revisions.set(rev.bundle, sent);
-    const first = results[0];
-    if (first?.status === 'fulfilled') this.served.set(rev.bundle, first.value.entrypoints ?? []);
-    return results.some((r) => r.status === 'fulfilled' && r.value.loaded === true);
+    const answers = (await this.pool.configure(rev.bundle, forThreads(rev))) as LoadAnswer[];
+    this.served.set(rev.bundle, answers[0]?.entrypoints ?? []);
+    return answers.some((answer) => answer.loaded);
   }
 
   entrypoints(bundle: string): string[] {
@@ -126,76 +106,13 @@ export class WorkerPoolEvaluator implements Evaluator {
   }
 
   async evaluate(entrypoint: string, inputJson: string | undefined): Promise<JsonDecision> {
-    let slot: Slot | undefined;
-    for (const s of this.slots) if (s.ready && (!slot || s.inFlight < slot.inFlight)) slot = s;
-    if (!slot)
+    if (this.pool.ready === 0) {
       throw new EngineError('bundle_not_loaded', 'no evaluation thread is ready (they are being restarted)');
-    const reply = await this.send(slot, { type: 'eval', id: 0, entrypoint, input: inputJson });
-    return reply.decision!;
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await Promise.all(this.slots.map((s) => s.worker.terminate()));
-  }
-
-  private spawn(): Slot {
-    const slot: Slot = {
-      worker: new Worker(THREAD_URL, THREAD_OPTIONS),
-      inFlight: 0,
-      pending: new Map(),
-      ready: true,
-    };
-    slot.worker.on('message', (msg: FromWorker) => this.settle(slot, msg));
-    slot.worker.on('error', (err) => this.failAll(slot, err));
-    slot.worker.on('exit', (code) => {
-      this.failAll(slot, new Error(`evaluation thread exited with code ${code}`));
-      if (!this.closed) void this.replace(slot);
-    });
-    return slot;
-  }
-
-  private async replace(dead: Slot): Promise<void> {
-    const index = this.slots.indexOf(dead);
-    if (index < 0) return;
-    const slot = this.spawn();
-    slot.ready = false;
-    this.slots[index] = slot;
-    try {
-      for (const rev of this.revisions.values()) {
-        const { msg, transfer } = loadMessage(rev);
-        await this.send(slot, msg, transfer);
-      }
-      slot.ready = true;
-    } catch {
-      // The replacement failed too; its own exit handler replaces it again.
     }
+    return this.pool.run({ entrypoint, input: inputJson });
   }
 
-  private send(slot: Slot, msg: ToWorker, transfer: ArrayBuffer[] = []): Promise<FromWorker & { ok: true }> {
-    if (this.closed) return Promise.reject(new Error('worker pool is closed'));
-    const id = this.nextId++;
-    msg.id = id;
-    slot.inFlight++;
-    return new Promise((resolve, reject) => {
-      slot.pending.set(id, { resolve, reject });
-      slot.worker.postMessage(msg, transfer);
-    });
-  }
-
-  private settle(slot: Slot, msg: FromWorker): void {
-    const p = slot.pending.get(msg.id);
-    if (!p) return;
-    slot.pending.delete(msg.id);
-    slot.inFlight--;
-    if (msg.ok) p.resolve(msg);
-    else p.reject(toError(msg.error));
-  }
-
-  private failAll(slot: Slot, err: Error): void {
-    for (const p of slot.pending.values()) p.reject(err);
-    slot.pending.clear();
-    slot.inFlight = 0;
+  close(): Promise<void> {
+    return this.pool.close();
   }
 }

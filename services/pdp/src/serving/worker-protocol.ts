@@ -1,16 +1,13 @@
-// The messages between the worker pool and its threads (structured-cloned, so plain data only).
-import type { EngineErrorCode, JsonDecision, Revision } from '@portcullis/engine';
+// What the worker pool sends its threads and what they answer (structured-cloned, so plain data only).
 
-export type ToWorker =
-  | { type: 'eval'; id: number; entrypoint: string; input: string | undefined }
-  | { type: 'load'; id: number; revision: Revision };
-
-export interface WorkerError {
-  engineCode?: EngineErrorCode;
-  message: string;
-  details?: unknown;
+/** One decision: a normalized entrypoint and the input as JSON text. */
+export interface Evaluation {
+  readonly entrypoint: string;
+  readonly input: string | undefined;
 }
 
-export type FromWorker =
-  | { id: number; ok: true; decision?: JsonDecision; loaded?: boolean; entrypoints?: string[] }
-  | { id: number; ok: false; error: WorkerError };
+/** A thread's answer to a revision: whether it swapped (false: already serving it) and what it serves. */
+export interface LoadAnswer {
+  readonly loaded: boolean;
+  readonly entrypoints: string[];
+}
