@@ -8,7 +8,9 @@ import { measureMemory } from 'node:vm';
  * loop of a decision point allocates too little in its heap to prompt one sooner: over 100 swaps of
  * a 1 MiB bundle a cold PDP's RSS grew 23–33 %, against 0–7 % with a collection after each burst.
  * Node has no public call for a collection; a memory measurement with `execution: 'eager'` starts
- * one right away (and is documented to). The measurement itself is discarded.
+ * one right away (and is documented to). The measurement itself is discarded. Its cost: on a 50 MB
+ * heap the event loop was delayed 12 ms at most (p99 5 ms) across back-to-back collections, as V8
+ * marks concurrently; once per burst of swaps. Node prints one ExperimentalWarning per process.
  */
 export class GarbageCollector {
   private timer: NodeJS.Timeout | undefined;
