@@ -31,7 +31,7 @@ const { values: args } = parseArgs({
     seconds: { type: 'string', default: '5' },
     concurrency: { type: 'string', default: '16' },
     channels: { type: 'string', default: '4' },
-    // CA_SIGNING_THREADS for the CA under test: 0 is its default (one per CPU), -1 signs on the event loop.
+    // CA_SIGNING_THREADS for the CA under test: 0 is its default (one per CPU but one), -1 signs on the event loop.
     'signing-threads': { type: 'string', default: '0' },
     out: { type: 'string', default: join(ROOT, 'bench/results/ca.json') },
   },

@@ -119,7 +119,7 @@ export const CA_CONFIG = {
     default: 0,
     min: -1,
     max: 64,
-    defaultDoc: '0 (one per CPU, at most 4)',
+    defaultDoc: '0 (one per CPU but one, at least 1, at most 4)',
     doc: 'Threads that validate CSRs and sign, so the event loop keeps serving gRPC meanwhile; `-1` signs on the event loop (one CPU).',
   }),
   CA_GRPC_TLS: env.bool({
