@@ -21,14 +21,8 @@ export const ENVOY_PROTO_INCLUDE_DIRS: readonly string[] = [
 export const EXTERNAL_AUTH_PROTO = 'envoy/service/auth/v3/external_auth.proto';
 export const AUTHORIZATION_SERVICE = 'envoy.service.auth.v3.Authorization';
 
-/**
- * One protobufjs Root serves both the grpc-js definition (through proto-loader's fromJSON, so
- * the files are parsed once) and the reflection check-request-input walks. google/protobuf/*
- * come from protobufjs's bundled copies, as with proto-loader's own loadSync; those bundled
- * types name their fields in lowerCamel (Struct values are `stringValue`, not `string_value`)
- * even under keepCase.
- */
-function loadRoot(): protobuf.Root {
+/** Loads Envoy API protos (and their imports) from the copies @grpc/grpc-js-xds ships, resolved. */
+export function loadEnvoyProtos(files: string[]): protobuf.Root {
   const root = new protobuf.Root();
   const fallback = root.resolvePath.bind(root);
   root.resolvePath = (origin, target) => {
@@ -39,12 +33,19 @@ function loadRoot(): protobuf.Root {
     }
     return fallback(origin, target);
   };
-  root.loadSync(EXTERNAL_AUTH_PROTO, { keepCase: true });
+  root.loadSync(files, { keepCase: true });
   root.resolveAll();
   return root;
 }
 
-export const envoyProtoRoot: protobuf.Root = loadRoot();
+/**
+ * One protobufjs Root serves both the grpc-js definition (through proto-loader's fromJSON, so
+ * the files are parsed once) and the reflection check-request-input walks. google/protobuf/*
+ * come from protobufjs's bundled copies, as with proto-loader's own loadSync; those bundled
+ * types name their fields in lowerCamel (Struct values are `stringValue`, not `string_value`)
+ * even under keepCase.
+ */
+export const envoyProtoRoot: protobuf.Root = loadEnvoyProtos([EXTERNAL_AUTH_PROTO]);
 
 /** proto-loader's definition of external_auth.proto, with the repository's loader options. */
 export const envoyAuthPackageDefinition: protoLoader.PackageDefinition = protoLoader.fromJSON(

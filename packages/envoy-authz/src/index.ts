@@ -61,6 +61,7 @@ export {
   envoyProtoRoot,
   type HeaderValueOption,
   type HttpRequest,
+  loadEnvoyProtos,
   type OkHttpResponse,
   type Struct,
 } from './envoy-protos.ts';

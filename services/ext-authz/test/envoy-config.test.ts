@@ -1,11 +1,12 @@
 // The Envoy bootstraps in deploy/envoy, checked against Envoy's protos (no Envoy binary here) and against the adapter's defaults.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { loadEnvoyProtos } from '@portcullis/envoy-authz';
 import yaml from 'js-yaml';
 import type protobuf from 'protobufjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { EXT_AUTHZ_CONFIG } from '../src/config.ts';
-import { type ConfigProblem, checkMessage, loadEnvoyProtos } from './envoy-proto-check.ts';
+import { type ConfigProblem, checkMessage } from './envoy-proto-check.ts';
 
 const DEPLOY = fileURLToPath(new URL('../../../deploy/envoy/', import.meta.url));
 const BOOTSTRAP = 'envoy.config.bootstrap.v3.Bootstrap';

@@ -1,29 +1,9 @@
 // Test support: checks an Envoy configuration (as JSON) against Envoy's own protos — unknown and deprecated fields, types, enums, oneofs, the PGV rules Envoy enforces at load — without an Envoy binary.
-import fs from 'node:fs';
-import path from 'node:path';
-import { ENVOY_PROTO_INCLUDE_DIRS } from '@portcullis/envoy-authz';
 import protobuf from 'protobufjs';
 
 export interface ConfigProblem {
   path: string;
   message: string;
-}
-
-/** Loads Envoy API protos (and their imports) from the copies @grpc/grpc-js-xds ships. */
-export function loadEnvoyProtos(files: string[]): protobuf.Root {
-  const root = new protobuf.Root();
-  const fallback = root.resolvePath.bind(root);
-  root.resolvePath = (origin, target) => {
-    if (path.isAbsolute(target)) return target;
-    for (const dir of ENVOY_PROTO_INCLUDE_DIRS) {
-      const candidate = path.join(dir, target);
-      if (fs.existsSync(candidate)) return candidate;
-    }
-    return fallback(origin, target);
-  };
-  root.loadSync(files, { keepCase: true });
-  root.resolveAll();
-  return root;
 }
 
 const WRAPPERS: Record<string, 'number' | 'integer' | 'boolean' | 'string'> = {
