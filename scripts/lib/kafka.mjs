@@ -7,20 +7,16 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import kafkajs from 'kafkajs';
 import { ensureKafka } from '../tools.mjs';
 import { freePorts } from './free-port.mjs';
 import { guardChild } from './orphan-guard.mjs';
+import { fileTail, waitForExit } from './server-process.mjs';
 
 const FORMAT_STAMP = '.portcullis-formatted';
 const NODE_ID = 1;
-
-async function fileTail(file, lines = 40) {
-  const text = await readFile(file, 'utf8').catch(() => '');
-  return text.trimEnd().split('\n').slice(-lines).join('\n');
-}
 
 /** A Kafka cluster id: 16 random bytes, base64url without padding (Kafka's Uuid format). */
 function clusterId() {
@@ -98,17 +94,6 @@ function runJava(args, outFile) {
     }
     child.once('error', reject);
     child.once('close', (code) => resolve(code));
-  });
-}
-
-function waitForExit(child, timeoutMs) {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), timeoutMs);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
   });
 }
 

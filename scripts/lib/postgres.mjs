@@ -5,13 +5,14 @@
 // run's exit code, and rejects with `undefined` when the server fails to start.
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
 import { ensurePostgresBinaries } from '../tools.mjs';
 import { freePort } from './free-port.mjs';
 import { guardChild } from './orphan-guard.mjs';
+import { fileTail, waitForExit } from './server-process.mjs';
 
 const INIT_STAMP = '.portcullis-initdb-complete';
 const SUPERUSER = 'postgres';
@@ -70,11 +71,6 @@ async function assertReachable(ids, path, what) {
         'Put it under a directory every user may traverse (mode o+x on each parent), e.g. not under /root.',
     );
   }
-}
-
-async function fileTail(file, lines = 40) {
-  const text = await readFile(file, 'utf8').catch(() => '');
-  return text.trimEnd().split('\n').slice(-lines).join('\n');
 }
 
 async function initialise({ binDir, dataDir, password, ids, logFile }) {
@@ -142,17 +138,6 @@ async function waitUntilReady({ child, url, logFile, timeoutMs }) {
     `postgres did not accept connections within ${timeoutMs} ms (last error: ${lastError?.message}); ` +
       `${logFile} ends with:\n${await fileTail(logFile)}`,
   );
-}
-
-function waitForExit(child, timeoutMs) {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), timeoutMs);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-  });
 }
 
 /**
