@@ -1,8 +1,4 @@
 // End to end: an ext-authz process enriching each check from a PIP (JWT identity, subject and resource attributes) before its policy decides.
-import { buildPip, loadPipConfig, type Pip } from '@portcullis/pip';
-import { type Bus, createBus, createLogger, createMetrics, Health } from '@portcullis/runtime';
-import { createTestDatabase, type TestDatabase } from '@portcullis/testkit';
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type AdapterProcess,
@@ -14,8 +10,8 @@ import {
   view,
 } from './ext-authz-fixture.ts';
 import type { BundleSource } from './ext-authz-policies.ts';
+import { es256Issuer, type Signer, startTestPip, type TestPip } from './pip-fixture.ts';
 
-const PIP_TOKEN = 'ext-authz-enrichment-admin-token-0123456789';
 const ISS = 'https://idp.shop.example';
 
 /** Allows only when the token's department claim, the caller's stored department and the product's agree. */
@@ -34,71 +30,32 @@ allow if {
   },
 };
 
-let db: TestDatabase;
-let bus: Bus;
-let pip: Pip;
+let pip: TestPip;
 let pap: PapProcess;
 let adapter: AdapterProcess;
-type Signer = (claims: Record<string, unknown>) => Promise<string>;
 let sign: Signer;
 let forge: Signer;
 
-async function pipApi(url: string, payload: object): Promise<void> {
-  const res = await pip.app.inject({
-    method: 'PUT',
-    url,
-    headers: { authorization: `Bearer ${PIP_TOKEN}` },
-    payload,
-  });
-  expect(res.statusCode, res.body).toBeLessThan(300);
-}
-
-async function signer(kid: string): Promise<{ sign: Signer; jwk: Record<string, unknown> }> {
-  const { privateKey, publicKey } = await generateKeyPair('ES256');
-  const jwk = { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' };
-  return {
-    jwk,
-    sign: (claims) =>
-      new SignJWT({ iss: ISS, exp: Math.floor(Date.now() / 1000) + 600, ...claims })
-        .setProtectedHeader({ alg: 'ES256', kid })
-        .sign(privateKey),
-  };
-}
-
 beforeAll(async () => {
-  db = await createTestDatabase();
-  const logger = createLogger('ext-authz-enrichment', 'silent');
-  bus = createBus({ transport: 'postgres', url: db.url, pollIntervalMs: 200 }, logger);
-  pip = await buildPip({
-    config: loadPipConfig({
-      DATABASE_URL: db.url,
-      PIP_ADMIN_TOKEN: PIP_TOKEN,
-      PIP_HTTP_PORT: '0',
-      PIP_GRPC_PORT: '0',
-    }),
-    logger,
-    metrics: createMetrics('pip'),
-    health: new Health(),
-    bus,
-  });
-  const [{ grpcPort }, idp, impostor, papProcess] = await Promise.all([
-    pip.listen(),
-    signer('idp-1'),
+  const [testPip, idp, impostor, papProcess] = await Promise.all([
+    startTestPip('ext-authz-enrichment'),
+    es256Issuer(ISS, 'idp-1'),
     // Same kid, another key: a token with a bad signature.
-    signer('idp-1'),
+    es256Issuer(ISS, 'idp-1'),
     startPap(),
   ]);
+  pip = testPip;
   pap = papProcess;
   sign = idp.sign;
   forge = impostor.sign;
-  await pipApi('/v1/request-authentications/shop/jwt', {
+  await pip.put('/v1/request-authentications/shop/jwt', {
     apiVersion: 'security.istio.io/v1',
     kind: 'RequestAuthentication',
     spec: { jwtRules: [{ issuer: ISS, jwks: JSON.stringify({ keys: [idp.jwk] }) }] },
   });
-  await pipApi('/v1/attributes/user/alice', { attributes: { department: 'eng' } });
-  await pipApi('/v1/attributes/user/bob', { attributes: { department: 'sales' } });
-  await pipApi('/v1/attributes/product/widget', { attributes: { department: 'eng' } });
+  await pip.put('/v1/attributes/user/alice', { attributes: { department: 'eng' } });
+  await pip.put('/v1/attributes/user/bob', { attributes: { department: 'sales' } });
+  await pip.put('/v1/attributes/product/widget', { attributes: { department: 'eng' } });
 
   const revision = await pap.publish('shop', POLICY);
   await pap.activate('shop', revision);
@@ -106,7 +63,7 @@ beforeAll(async () => {
     {
       EXT_AUTHZ_BUNDLES: 'shop',
       EXT_AUTHZ_DECISION_PATH: 'shop/authz/allow',
-      EXT_AUTHZ_PIP_ADDR: `127.0.0.1:${grpcPort}`,
+      EXT_AUTHZ_PIP_ADDR: `127.0.0.1:${pip.grpcPort}`,
       // Generous for a busy machine; the default (150ms) is sized for Envoy's deadline.
       EXT_AUTHZ_PIP_TIMEOUT: '10s',
       EXT_AUTHZ_ENRICH_NAMESPACE: 'shop',
@@ -122,8 +79,6 @@ afterAll(async () => {
   await adapter?.stop();
   await pap?.stop();
   await pip?.close();
-  await bus?.close();
-  await db?.drop();
 });
 
 async function check(token: string | undefined, path = '/api/v1/products/widget') {
@@ -147,7 +102,7 @@ describe('ext-authz enriching checks from the PIP', () => {
   });
 
   it('denies a product of another department, and a product without a record', async () => {
-    await pipApi('/v1/attributes/product/ledger', { attributes: { department: 'finance' } });
+    await pip.put('/v1/attributes/product/ledger', { attributes: { department: 'finance' } });
     const token = await sign({ sub: 'alice', department: 'eng' });
     expect(await check(token, '/api/v1/products/ledger')).toMatchObject({ allowed: false, status: 403 });
     expect(await check(token, '/api/v1/products/unknown')).toMatchObject({ allowed: false, status: 403 });

@@ -2,11 +2,8 @@
 import { buildBundleArchive } from '@portcullis/bundle';
 import { compileWasm } from '@portcullis/engine';
 import { buildPdp, DECISIONS_PROTO, DECISIONS_SERVICE, loadPdpConfig, type Pdp } from '@portcullis/pdp';
-import { buildPip, loadPipConfig, type Pip } from '@portcullis/pip';
 import { StaticPolicyDistribution } from '@portcullis/policy-sync';
 import {
-  type Bus,
-  createBus,
   createLogger,
   createMetrics,
   grpc,
@@ -15,11 +12,10 @@ import {
   serviceClient,
   unary,
 } from '@portcullis/runtime';
-import { createTestDatabase, opaBin, type TestDatabase, waitFor } from '@portcullis/testkit';
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { opaBin, waitFor } from '@portcullis/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { es256Issuer, type Signer, startTestPip, type TestPip } from './pip-fixture.ts';
 
-const PIP_TOKEN = 'pdp-enrichment-admin-token-0123456789';
 const ISS = 'https://idp.shop.example';
 
 /** Allows only when the token's department claim and the caller's stored department agree. */
@@ -38,66 +34,29 @@ identity_error := input.identity.error.code
 };
 const ENTRYPOINTS = ['shop/authz/allow', 'shop/authz/identity_error'];
 
-let db: TestDatabase;
-let bus: Bus;
-let pip: Pip;
+let pip: TestPip;
 let pdp: Pdp;
 let distribution: StaticPolicyDistribution;
 let httpUrl: string;
 let client: grpc.Client;
-type Signer = (claims: Record<string, unknown>) => Promise<string>;
 let sign: Signer;
 let forge: Signer;
 
-async function pipApi(url: string, payload: object): Promise<void> {
-  const res = await pip.app.inject({
-    method: 'PUT',
-    url,
-    headers: { authorization: `Bearer ${PIP_TOKEN}` },
-    payload,
-  });
-  expect(res.statusCode, res.body).toBeLessThan(300);
-}
-
-async function signer(kid: string): Promise<Signer> {
-  const { privateKey, publicKey } = await generateKeyPair('ES256');
-  signerJwks.set(kid, { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' });
-  return (claims) =>
-    new SignJWT({ iss: ISS, exp: Math.floor(Date.now() / 1000) + 600, ...claims })
-      .setProtectedHeader({ alg: 'ES256', kid })
-      .sign(privateKey);
-}
-const signerJwks = new Map<string, Record<string, unknown>>();
-
 beforeAll(async () => {
-  db = await createTestDatabase();
   const logger = createLogger('pdp-enrichment', 'silent');
-  bus = createBus({ transport: 'postgres', url: db.url, pollIntervalMs: 200 }, logger);
-  pip = await buildPip({
-    config: loadPipConfig({
-      DATABASE_URL: db.url,
-      PIP_ADMIN_TOKEN: PIP_TOKEN,
-      PIP_HTTP_PORT: '0',
-      PIP_GRPC_PORT: '0',
-    }),
-    logger,
-    metrics: createMetrics('pip'),
-    health: new Health(),
-    bus,
-  });
-  const { grpcPort: pipPort } = await pip.listen();
-  sign = await signer('idp-1');
-  const idpJwk = signerJwks.get('idp-1');
+  pip = await startTestPip('pdp-enrichment');
+  const idp = await es256Issuer(ISS, 'idp-1');
+  sign = idp.sign;
   // Same kid, another key: a token with a bad signature.
-  forge = await signer('idp-1');
-  await pipApi('/v1/request-authentications/shop/jwt', {
+  forge = (await es256Issuer(ISS, 'idp-1')).sign;
+  await pip.put('/v1/request-authentications/shop/jwt', {
     apiVersion: 'security.istio.io/v1',
     kind: 'RequestAuthentication',
-    spec: { jwtRules: [{ issuer: ISS, jwks: JSON.stringify({ keys: [idpJwk] }) }] },
+    spec: { jwtRules: [{ issuer: ISS, jwks: JSON.stringify({ keys: [idp.jwk] }) }] },
   });
-  await pipApi('/v1/attributes/user/alice', { attributes: { department: 'eng' } });
-  await pipApi('/v1/attributes/user/bob', { attributes: { department: 'sales' } });
-  await pipApi('/v1/attributes/product/widget', { attributes: { department: 'eng' } });
+  await pip.put('/v1/attributes/user/alice', { attributes: { department: 'eng' } });
+  await pip.put('/v1/attributes/user/bob', { attributes: { department: 'sales' } });
+  await pip.put('/v1/attributes/product/widget', { attributes: { department: 'eng' } });
 
   const compiled = await compileWasm({
     opaBin: opaBin(),
@@ -123,7 +82,7 @@ beforeAll(async () => {
       PDP_CACHE_DIR: 'off',
       PDP_EVALUATOR: 'in-thread',
       PDP_DECISION_LOG: 'false',
-      PDP_PIP_ADDR: `127.0.0.1:${pipPort}`,
+      PDP_PIP_ADDR: `127.0.0.1:${pip.grpcPort}`,
       // Generous for a busy machine.
       PDP_PIP_TIMEOUT: '10s',
       PDP_ENRICH_NAMESPACE: 'shop',
@@ -133,7 +92,7 @@ beforeAll(async () => {
     logger,
     metrics: createMetrics('pdp-enrichment'),
     health: new Health(),
-    bus,
+    bus: pip.bus,
   });
   ({ httpUrl } = await pdp.listen().then(async (bound) => {
     const Client = serviceClient(loadProtos([DECISIONS_PROTO]), DECISIONS_SERVICE);
@@ -148,8 +107,6 @@ afterAll(async () => {
   await pdp?.close();
   await distribution?.close();
   await pip?.close();
-  await bus?.close();
-  await db?.drop();
 });
 
 /** An Envoy-shaped input, as ext_authz or OPA-Envoy would send it. */
@@ -213,9 +170,9 @@ describe.each([
 describe('attribute changes', () => {
   it('reach the PDP’s cache over the bus', async () => {
     const token = await sign({ sub: 'carol', department: 'eng' });
-    await pipApi('/v1/attributes/user/carol', { attributes: { department: 'sales' } });
+    await pip.put('/v1/attributes/user/carol', { attributes: { department: 'sales' } });
     expect(await viaHttp('shop/authz/allow', envoyInput(token))).toBe(false);
-    await pipApi('/v1/attributes/user/carol', { attributes: { department: 'eng' } });
+    await pip.put('/v1/attributes/user/carol', { attributes: { department: 'eng' } });
     await waitFor(async () => (await viaGrpc('shop/authz/allow', envoyInput(token))) === true, {
       message: 'the change event to drop the cached record',
     });

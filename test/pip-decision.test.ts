@@ -2,13 +2,10 @@
 // (This drives the engine with the enriched input directly; test/ext-authz-enrichment.test.ts does it through the ext-authz process.)
 import { AttributeCache, Enricher, GrpcAttributeSource, GrpcIdentitySource } from '@portcullis/attributes';
 import { compileWasm, PolicyEngine } from '@portcullis/engine';
-import { buildPip, loadPipConfig, type Pip } from '@portcullis/pip';
-import { type Bus, createBus, createLogger, createMetrics, Health } from '@portcullis/runtime';
-import { createTestDatabase, opaBin, type TestDatabase, waitFor } from '@portcullis/testkit';
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { opaBin, waitFor } from '@portcullis/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { es256Issuer, type Signer, startTestPip, type TestPip } from './pip-fixture.ts';
 
-const TOKEN = 'pip-decision-admin-token-0123456789';
 const ISS = 'https://idp.example';
 const POLICY = `package authz
 
@@ -21,57 +18,26 @@ allow if {
 }
 `;
 
-let db: TestDatabase;
-let bus: Bus;
-let pip: Pip;
+let pip: TestPip;
 let engine: PolicyEngine;
 let enricher: Enricher;
 let cache: AttributeCache;
 let identity: GrpcIdentitySource;
 let source: GrpcAttributeSource;
-let sign: (claims: Record<string, unknown>) => Promise<string>;
-
-async function api(method: string, url: string, payload: unknown): Promise<void> {
-  const res = await pip.app.inject({
-    method: method as 'PUT',
-    url,
-    headers: { authorization: `Bearer ${TOKEN}` },
-    payload: payload as object,
-  });
-  expect(res.statusCode, res.body).toBeLessThan(300);
-}
+let sign: Signer;
 
 beforeAll(async () => {
-  db = await createTestDatabase();
-  const logger = createLogger('pip-decision', 'silent');
-  bus = createBus({ transport: 'postgres', url: db.url, pollIntervalMs: 200 }, logger);
-  pip = await buildPip({
-    config: loadPipConfig({
-      DATABASE_URL: db.url,
-      PIP_ADMIN_TOKEN: TOKEN,
-      PIP_HTTP_PORT: '0',
-      PIP_GRPC_PORT: '0',
-    }),
-    logger,
-    metrics: createMetrics('pip'),
-    health: new Health(),
-    bus,
-  });
-  const { grpcPort } = await pip.listen();
-  const { privateKey, publicKey } = await generateKeyPair('ES256');
-  const jwk = { ...(await exportJWK(publicKey)), kid: 'idp-1', alg: 'ES256', use: 'sig' };
-  sign = (claims) =>
-    new SignJWT({ iss: ISS, exp: Math.floor(Date.now() / 1000) + 600, ...claims })
-      .setProtectedHeader({ alg: 'ES256', kid: 'idp-1' })
-      .sign(privateKey);
-  await api('PUT', '/v1/request-authentications/docs/jwt', {
+  pip = await startTestPip('pip-decision');
+  const idp = await es256Issuer(ISS, 'idp-1');
+  sign = idp.sign;
+  await pip.put('/v1/request-authentications/docs/jwt', {
     apiVersion: 'security.istio.io/v1',
     kind: 'RequestAuthentication',
-    spec: { jwtRules: [{ issuer: ISS, jwks: JSON.stringify({ keys: [jwk] }) }] },
+    spec: { jwtRules: [{ issuer: ISS, jwks: JSON.stringify({ keys: [idp.jwk] }) }] },
   });
-  await api('PUT', '/v1/attributes/user/alice', { attributes: { team: 'red' } });
-  await api('PUT', '/v1/attributes/user/bob', { attributes: { team: 'blue' } });
-  await api('PUT', '/v1/attributes/document/plan', { attributes: { team: 'red' } });
+  await pip.put('/v1/attributes/user/alice', { attributes: { team: 'red' } });
+  await pip.put('/v1/attributes/user/bob', { attributes: { team: 'blue' } });
+  await pip.put('/v1/attributes/document/plan', { attributes: { team: 'red' } });
 
   const compiled = await compileWasm({
     opaBin: opaBin(),
@@ -88,10 +54,10 @@ beforeAll(async () => {
     entrypoints: compiled.entrypoints,
   });
 
-  const address = `127.0.0.1:${grpcPort}`;
+  const address = `127.0.0.1:${pip.grpcPort}`;
   identity = new GrpcIdentitySource({ address });
   source = new GrpcAttributeSource({ address });
-  cache = new AttributeCache({ source, bus, ttlMs: 60_000 });
+  cache = new AttributeCache({ source, bus: pip.bus, ttlMs: 60_000 });
   await cache.start();
   enricher = new Enricher({
     config: {
@@ -109,8 +75,6 @@ afterAll(async () => {
   identity?.close();
   source?.close();
   await pip?.close();
-  await bus?.close();
-  await db?.drop();
 });
 
 async function decide(
@@ -136,7 +100,7 @@ describe('a decision depending on a JWT claim and stored attributes', () => {
 
   it('follows an attribute change once its event reaches the cache', async () => {
     expect(await decide({ sub: 'bob', role: 'editor' })).toBe(false);
-    await api('PUT', '/v1/attributes/user/bob', { attributes: { team: 'red' } });
+    await pip.put('/v1/attributes/user/bob', { attributes: { team: 'red' } });
     await waitFor(async () => (await decide({ sub: 'bob', role: 'editor' })) === true, {
       timeoutMs: 20_000,
       message: "bob's new team to reach the decision",
